@@ -1,0 +1,7 @@
+"""Data layer: fidelities, the Dataset, units, atomic references and one reader per file format."""
+
+from .dataset import Dataset, Labels, concatenate, split_indices
+from .errors import DatasetError
+from .fidelity import Fidelity, canonical_name
+
+__all__ = ["Dataset", "DatasetError", "Fidelity", "Labels", "canonical_name", "concatenate", "split_indices"]

@@ -1,0 +1,1 @@
+"""Datasets shipped inside the package, each with the recipe or provenance that made it."""
