@@ -188,7 +188,7 @@ def test_conflicting_labels_for_one_geometry_are_an_error():
 def test_duplicate_search_finds_exactly_the_planted_pairs():
     rng = np.random.default_rng(1)
     confs = []
-    for i in range(300):  # a dense cloud of one molecule, as in an MD trajectory
+    for _ in range(300):  # a dense cloud of one molecule, as in an MD trajectory
         atoms = molecule("CH3CH2OH")
         atoms.positions += rng.normal(scale=0.02, size=atoms.positions.shape)
         confs.append({"numbers": atoms.numbers, "positions": atoms.positions})

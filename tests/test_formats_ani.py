@@ -15,9 +15,18 @@ def test_every_level_becomes_a_fidelity_and_configurations_are_kept(ani_path):
     assert len(ds) == 8
     assert ds.n_atoms.tolist() == [13, 13, 14, 14, 14, 14, 19, 19]
     assert set(ds.fidelity_names) == {
-        "wb97x/6-31g*", "wb97x/def2-tzvpp", "hf/cc-pvdz", "hf/cc-pvtz", "hf/cc-pvqz", "mp2/cc-pvdz",
-        "mp2/cc-pvtz", "mp2/cc-pvqz", "dlpno-ccsd(t)-normal/cc-pvdz", "dlpno-ccsd(t)-normal/cc-pvtz",
-        "dlpno-ccsd(t)-tight/cc-pvdz", "ccsd(t)/cbs",
+        "wb97x/6-31g*",
+        "wb97x/def2-tzvpp",
+        "hf/cc-pvdz",
+        "hf/cc-pvtz",
+        "hf/cc-pvqz",
+        "mp2/cc-pvdz",
+        "mp2/cc-pvtz",
+        "mp2/cc-pvqz",
+        "dlpno-ccsd(t)-normal/cc-pvdz",
+        "dlpno-ccsd(t)-normal/cc-pvtz",
+        "dlpno-ccsd(t)-tight/cc-pvdz",
+        "ccsd(t)/cbs",
     }
     cov = ds.coverage()
     assert cov.loc["wb97x/6-31g*", "energy"] == 8 and cov.loc["wb97x/6-31g*", "forces"] == 8

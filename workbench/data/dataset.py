@@ -278,7 +278,9 @@ class Dataset:
     def _as_index(self, indices) -> np.ndarray:
         if isinstance(indices, slice):
             return np.arange(len(self))[indices]
-        idx = np.asarray(list(indices) if not hasattr(indices, "__array__") and not isinstance(indices, range) else indices)
+        idx = np.asarray(
+            list(indices) if not hasattr(indices, "__array__") and not isinstance(indices, range) else indices
+        )
         if idx.dtype == bool:
             if idx.shape != (len(self),):
                 raise IndexError(f"boolean selection has length {len(idx)}, dataset has {len(self)}")
@@ -388,16 +390,21 @@ class Dataset:
         """A few lines a person reads: size, elements, fidelities and their coverage, conversions."""
         from ase.data import chemical_symbols
 
+        elements = " ".join(chemical_symbols[z] for z in self.elements)
         lines = [
             f"Dataset: {len(self)} configurations, {len(self.numbers)} atoms, "
-            f"{self.info['formula'].nunique()} formulas, elements {' '.join(chemical_symbols[z] for z in self.elements)}"
+            f"{self.info['formula'].nunique()} formulas, elements {elements}"
         ]
         cov = self.coverage()
         for name, row in cov.iterrows():
-            lines.append(f"  {name:<32s} rank {row['rank']:6.2f}  energy {row['energy']:>9d}  forces {row['forces']:>9d}")
+            lines.append(
+                f"  {name:<32s} rank {row['rank']:6.2f}  energy {row['energy']:>9d}  forces {row['forces']:>9d}"
+            )
         for p in self.provenance:
             if "factor" in p:
-                lines.append(f"  converted {p['quantity']} from {p['from']} to {p['to']} (x{p['factor']:.10g}) in {p['file']}")
+                lines.append(
+                    f"  converted {p['quantity']} from {p['from']} to {p['to']} (x{p['factor']:.10g}) in {p['file']}"
+                )
             elif "note" in p:
                 lines.append(f"  note: {p['note']}")
         return "\n".join(lines)

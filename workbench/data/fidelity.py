@@ -78,9 +78,21 @@ _HYBRID = {"b3lyp", "pbe0", "wb97x", "wb97x-d", "wb97x-d3", "wb97x-v", "m06", "m
 _DOUBLE_HYBRID = {"b2plyp", "dsd-pbep86", "revdsd-pbep86"}
 
 _BASIS_TIER = {
-    "sto-3g": 1.0, "3-21g": 2.0, "6-31g": 3.0, "6-31g*": 4.0, "def2-svp": 4.0, "6-31g**": 4.5,
-    "cc-pvdz": 5.0, "6-311g**": 5.5, "def2-tzvp": 6.0, "cc-pvtz": 7.0, "def2-tzvpp": 7.0,
-    "def2-qzvp": 8.0, "cc-pvqz": 9.0, "cc-pv5z": 9.5, "cbs": 10.0,
+    "sto-3g": 1.0,
+    "3-21g": 2.0,
+    "6-31g": 3.0,
+    "6-31g*": 4.0,
+    "def2-svp": 4.0,
+    "6-31g**": 4.5,
+    "cc-pvdz": 5.0,
+    "6-311g**": 5.5,
+    "def2-tzvp": 6.0,
+    "cc-pvtz": 7.0,
+    "def2-tzvpp": 7.0,
+    "def2-qzvp": 8.0,
+    "cc-pvqz": 9.0,
+    "cc-pv5z": 9.5,
+    "cbs": 10.0,
 }
 
 

@@ -55,7 +55,8 @@ def sniff(path: str | os.PathLike) -> str:
     expected = _EXTENSIONS.get(path.suffix.lower())
     if expected is not None and expected != kind:
         raise DatasetError(
-            f"the extension {path.suffix!r} says {expected.upper()}, but the content is {_describe(kind, head)}", file=str(path)
+            f"the extension {path.suffix!r} says {expected.upper()}, but the content is {_describe(kind, head)}",
+            file=str(path),
         )
     if kind == "binary":
         raise DatasetError(f"unrecognised binary content ({_describe(kind, head)})", file=str(path))

@@ -150,8 +150,11 @@ def merge(
     for name, lab in combined.labels.items():
         o = out.labels[name]
         energy, emask = o.energy.copy(), o.energy_mask.copy()
-        forces = None if lab.forces is None else (o.forces.copy() if o.forces is not None else
-                                                  np.full((len(out.numbers), 3), np.nan, lab.forces.dtype))
+        forces = (
+            None
+            if lab.forces is None
+            else (o.forces.copy() if o.forces is not None else np.full((len(out.numbers), 3), np.nan, lab.forces.dtype))
+        )
         fmask = o.forces_mask.copy()
         for i in np.flatnonzero(root != np.arange(len(combined))):
             t = target[i]
@@ -162,6 +165,9 @@ def merge(
                 fmask[t] = True
         out.labels[name] = Labels(energy, emask, forces if fmask.any() else None, fmask)
     out.provenance.append(
-        {"note": f"merged {len(datasets)} files: {len(combined) - len(keep)} configurations matched within {tolerance} Å"}
+        {
+            "note": f"merged {len(datasets)} files: "
+            f"{len(combined) - len(keep)} configurations matched within {tolerance} Å"
+        }
     )
     return out

@@ -42,7 +42,7 @@ def reference_energy(ds, references: pd.DataFrame, fidelity: str) -> np.ndarray:
     symbols = [chemical_symbols[z] for z in ds.elements]
     per_element = references[name].reindex(symbols).to_numpy()
     if np.isnan(per_element).any():
-        missing = [s for s, v in zip(symbols, per_element) if np.isnan(v)]
+        missing = [s for s, v in zip(symbols, per_element, strict=True) if np.isnan(v)]
         raise ValueError(f"no reference energy for elements {missing} at fidelity {name!r}")
     return ds.composition_matrix() @ per_element
 

@@ -81,12 +81,11 @@ def read(
         if not groups:
             found = list(fh.keys())[:5]
             raise DatasetError(
-                "no group with 'atomic_numbers' and 'coordinates': not an ANI-layout file "
-                f"(top-level entries: {found})"
+                f"no group with 'atomic_numbers' and 'coordinates': not an ANI-layout file (top-level entries: {found})"
             )
         # ---- shapes, from metadata only
         sizes, n_atoms = [], []
-        for k, g in enumerate(groups):
+        for g in groups:
             coords, z = g["coordinates"], g["atomic_numbers"]
             if coords.ndim != 3 or coords.shape[2] != 3 or z.ndim != 1 or coords.shape[1] != z.shape[0]:
                 raise DatasetError(
@@ -138,7 +137,8 @@ def read(
                     d = g[key]
                     if d.shape[:1] != (sizes[k],):
                         raise DatasetError(
-                            f"group {g.name!r}: {key} has shape {d.shape}, expected ({sizes[k]},)", configuration=int(lo)
+                            f"group {g.name!r}: {key} has shape {d.shape}, expected ({sizes[k]},)",
+                            configuration=int(lo),
                         )
                     d.read_direct(out[lo:hi].reshape(d.shape))
                 else:
@@ -184,16 +184,24 @@ def read(
         for level in sorted(corrections):
             hf = _hf_partner(level)
             if hf not in energies:
-                provenance.append({"file": str(path), "note": f"{level}.corr_energy skipped: no {hf}.energy to add it to"})
+                provenance.append(
+                    {"file": str(path), "note": f"{level}.corr_energy skipped: no {hf}.energy to add it to"}
+                )
                 continue
             total = read_energy(level, "corr_energy") + read_energy(hf, "energy")  # NaN in either → missing
             add(level, total, None, None)
-            provenance.append({"file": str(path), "note": f"{Fidelity.parse(level).name} = {hf}.energy + {level}.corr_energy"})
+            provenance.append(
+                {"file": str(path), "note": f"{Fidelity.parse(level).name} = {hf}.energy + {level}.corr_energy"}
+            )
 
-        provenance.insert(0, {"file": str(path), "quantity": "energy", "from": energy_unit, "to": "eV", "factor": e_factor})
+        provenance.insert(
+            0, {"file": str(path), "quantity": "energy", "from": energy_unit, "to": "eV", "factor": e_factor}
+        )
         if forces:
-            provenance.insert(1, {"file": str(path), "quantity": "forces", "from": force_unit, "to": "eV/angstrom",
-                                  "factor": f_factor})
+            provenance.insert(
+                1,
+                {"file": str(path), "quantity": "forces", "from": force_unit, "to": "eV/angstrom", "factor": f_factor},
+            )
         if skipped:
             provenance.append({"file": str(path), "note": f"properties not read: {sorted(skipped)}"})
 

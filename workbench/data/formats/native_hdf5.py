@@ -64,8 +64,13 @@ def write(ds: Dataset, path) -> None:
                 lab = ds.labels[name]
                 g = fids.create_group(str(k))
                 g.attrs.update(
-                    {"name": name, "method": fid.method, "basis": fid.basis or "", "program": fid.program or "",
-                     "rank": fid.rank}
+                    {
+                        "name": name,
+                        "method": fid.method,
+                        "basis": fid.basis or "",
+                        "program": fid.program or "",
+                        "rank": fid.rank,
+                    }
                 )
                 g.create_dataset("energy", data=lab.energy)
                 g.create_dataset("energy_mask", data=lab.energy_mask)
@@ -89,7 +94,9 @@ def _write_info(group: h5py.Group, info: pd.DataFrame) -> None:
             if cats.dtype.kind in "biuf":
                 group.create_dataset(key + ".categories", data=cats.to_numpy())
             else:
-                group.create_dataset(key + ".categories", data=np.asarray([str(c) for c in cats], dtype=object), dtype=_STR)
+                group.create_dataset(
+                    key + ".categories", data=np.asarray([str(c) for c in cats], dtype=object), dtype=_STR
+                )
             ds.attrs["kind"] = "categorical"
         elif series.dtype.kind in "biuf":
             ds = group.create_dataset(key, data=series.to_numpy())
@@ -98,8 +105,9 @@ def _write_info(group: h5py.Group, info: pd.DataFrame) -> None:
             ds = group.create_dataset(key, data=series.to_numpy(dtype=object), dtype=_STR)
             ds.attrs["kind"] = "string"
         else:  # mixed or missing values: JSON keeps them
-            ds = group.create_dataset(key, data=np.asarray([json.dumps(v, default=str) for v in series], dtype=object),
-                                      dtype=_STR)
+            ds = group.create_dataset(
+                key, data=np.asarray([json.dumps(v, default=str) for v in series], dtype=object), dtype=_STR
+            )
             ds.attrs["kind"] = "json"
         ds.attrs["name"] = str(col)
         ds.attrs["pandas_dtype"] = str(series.dtype)
@@ -137,10 +145,14 @@ def read(path, **options) -> Dataset:
         raise DatasetError(f"cannot open as HDF5 ({err})", file=str(path)) from None
     with fh:
         if fh.attrs.get("format") != FORMAT:
-            raise DatasetError(f"not a workbench dataset file (attribute format={fh.attrs.get('format')!r})", file=str(path))
+            raise DatasetError(
+                f"not a workbench dataset file (attribute format={fh.attrs.get('format')!r})", file=str(path)
+            )
         version = int(fh.attrs.get("format_version", -1))
         if version > VERSION:
-            raise DatasetError(f"format version {version} is newer than this workbench reads ({VERSION})", file=str(path))
+            raise DatasetError(
+                f"format version {version} is newer than this workbench reads ({VERSION})", file=str(path)
+            )
         for key, unit in UNITS.items():
             if fh.attrs.get(key) is None:
                 raise DatasetError(f"missing unit attribute {key!r}", file=str(path))
@@ -156,8 +168,11 @@ def read(path, **options) -> Dataset:
             g = fh["fidelities"][key]
             name = g.attrs["name"]
             fidelity_info[name] = Fidelity(
-                name=name, method=g.attrs["method"], basis=g.attrs["basis"] or None,
-                program=g.attrs["program"] or None, rank=float(g.attrs["rank"]),
+                name=name,
+                method=g.attrs["method"],
+                basis=g.attrs["basis"] or None,
+                program=g.attrs["program"] or None,
+                rank=float(g.attrs["rank"]),
             )
             labels[name] = Labels(
                 energy=g["energy"][()],
