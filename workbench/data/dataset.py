@@ -27,6 +27,7 @@ from .errors import DatasetError
 from .fidelity import Fidelity, canonical_name
 
 PROPERTIES = ("energy", "forces")
+_CHECK_CHUNK = 1 << 20
 
 
 @dataclass
@@ -184,15 +185,17 @@ class Dataset:
             raise DatasetError(f"ptr must rise from 0 to the number of atoms ({a})")
         if self.positions.shape != (a, 3):
             raise DatasetError(f"positions have shape {self.positions.shape}, expected ({a}, 3)")
-        bad_z = (self.numbers < 1) | (self.numbers > 118)
-        if bad_z.any():
-            i = self.configuration_of_atoms(np.flatnonzero(bad_z)[:1])[0]
-            z = self.numbers[np.flatnonzero(bad_z)[0]]
-            raise DatasetError(f"unknown element with atomic number {z}", configuration=int(i))
-        finite = np.isfinite(self.positions).all(axis=1)
-        if not finite.all():
-            i = self.configuration_of_atoms(np.flatnonzero(~finite)[:1])[0]
-            raise DatasetError("positions contain NaN or infinite values", configuration=int(i))
+        # In chunks of atoms, so checking a file of millions of configurations needs little memory.
+        for lo in range(0, a, _CHECK_CHUNK):
+            z = self.numbers[lo : lo + _CHECK_CHUNK]
+            bad = np.flatnonzero((z < 1) | (z > 118))
+            if len(bad):
+                i = self.configuration_of_atoms([lo + bad[0]])[0]
+                raise DatasetError(f"unknown element with atomic number {z[bad[0]]}", configuration=int(i))
+            bad = np.flatnonzero(~np.isfinite(self.positions[lo : lo + _CHECK_CHUNK]).all(axis=1))
+            if len(bad):
+                i = self.configuration_of_atoms([lo + bad[0]])[0]
+                raise DatasetError("positions contain NaN or infinite values", configuration=int(i))
         if len(self.info) != n:
             raise DatasetError(f"info table has {len(self.info)} rows for {n} configurations")
         for name, lab in self.labels.items():

@@ -16,7 +16,7 @@ import numpy as np
 from .dataset import Dataset, Labels, concatenate
 from .errors import DatasetError
 
-_CHUNK_ATOMS = 1 << 20
+_CHUNK_CONFIGURATIONS = 1 << 13
 
 
 def _projections(ds: Dataset, n_directions: int = 4, seed: int = 12345) -> tuple[np.ndarray, np.ndarray]:
@@ -24,18 +24,23 @@ def _projections(ds: Dataset, n_directions: int = 4, seed: int = 12345) -> tuple
     change a coordinate tolerance of 1 Å may cause in it."""
     max_n = int(ds.n_atoms.max()) if len(ds) else 0
     rng = np.random.default_rng(seed)
-    directions = rng.uniform(-1.0, 1.0, size=(max_n, 3, n_directions))
+    directions = rng.uniform(-1.0, 1.0, size=(max_n * 3, n_directions))
     # Atomic numbers enter too, so different molecules rarely land side by side.
     number_weight = rng.uniform(1.0, 2.0, size=(max_n, n_directions)) * 1e3
-    local = np.arange(len(ds.numbers)) - np.repeat(ds.ptr[:-1], ds.n_atoms)
-    per_atom = np.empty((len(ds.numbers), n_directions))
-    for lo in range(0, len(ds.numbers), _CHUNK_ATOMS):  # chunks keep temporaries small for huge files
-        li = local[lo : lo + _CHUNK_ATOMS]
-        per_atom[lo : lo + _CHUNK_ATOMS] = np.einsum("ij,ijk->ik", ds.positions[lo : lo + _CHUNK_ATOMS], directions[li])
-        per_atom[lo : lo + _CHUNK_ATOMS] += ds.numbers[lo : lo + _CHUNK_ATOMS, None] * number_weight[li]
-    proj = np.add.reduceat(per_atom, ds.ptr[:-1], axis=0) if len(per_atom) else np.zeros((len(ds), n_directions))
-    proj[ds.n_atoms == 0] = 0.0
-    return proj, np.abs(directions).sum(axis=(0, 1))
+    proj = np.zeros((len(ds), n_directions))
+    # Configurations of equal size are projected together with one matrix product, a chunk at a
+    # time, so temporaries stay small even for millions of configurations.
+    for lo in range(0, len(ds), _CHUNK_CONFIGURATIONS):
+        chunk = np.arange(lo, min(lo + _CHUNK_CONFIGURATIONS, len(ds)))
+        sizes = ds.n_atoms[chunk]
+        for n in np.unique(sizes):
+            if n == 0:
+                continue
+            sel = chunk[sizes == n]
+            atoms = ds.ptr[sel][:, None] + np.arange(n)
+            proj[sel] = ds.positions[atoms].reshape(len(sel), 3 * n) @ directions[: 3 * n]
+            proj[sel] += ds.numbers[atoms] @ number_weight[:n]
+    return proj, np.abs(directions).sum(axis=0)
 
 
 def find_duplicates(ds: Dataset, tolerance: float = 1e-4) -> np.ndarray:
@@ -45,17 +50,23 @@ def find_duplicates(ds: Dataset, tolerance: float = 1e-4) -> np.ndarray:
     proj, spread = _projections(ds)
     window = tolerance * spread * (1 + 1e-9) + 1e-9
     order = np.argsort(proj[:, 0], kind="stable")
-    sorted_proj = proj[order]
+    first = proj[order, 0]
     pairs = []
+    # Positions k whose neighbour k + shift is still within the window along the sorted direction;
+    # the set only shrinks as the shift grows, so the total work is the number of candidates.
+    active = np.arange(len(ds) - 1, dtype=np.int32 if len(ds) < 2**31 else np.int64)
     for shift in range(1, len(ds)):
-        near = sorted_proj[shift:, 0] - sorted_proj[:-shift, 0] <= window[0]
-        if not near.any():
-            break  # sorted: no pair further apart can be closer
-        near &= np.all(np.abs(sorted_proj[shift:, 1:] - sorted_proj[:-shift, 1:]) <= window[1:], axis=1)
-        for k in np.flatnonzero(near):
-            a, b = order[k], order[k + shift]
-            if _same_geometry(ds, a, b, tolerance):
-                pairs.append((min(a, b), max(a, b)))
+        active = active[active + shift < len(ds)]
+        active = active[first[active + shift] - first[active] <= window[0]]
+        if len(active) == 0:
+            break
+        for lo in range(0, len(active), _CHUNK_CONFIGURATIONS):  # bounded temporaries
+            a = order[active[lo : lo + _CHUNK_CONFIGURATIONS]]
+            b = order[active[lo : lo + _CHUNK_CONFIGURATIONS] + shift]
+            near = np.all(np.abs(proj[a, 1:] - proj[b, 1:]) <= window[1:], axis=1)
+            for i, j in zip(a[near], b[near], strict=True):
+                if _same_geometry(ds, i, j, tolerance):
+                    pairs.append((min(i, j), max(i, j)))
     return np.asarray(sorted(pairs), np.int64).reshape(-1, 2)
 
 

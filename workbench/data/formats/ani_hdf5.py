@@ -120,27 +120,29 @@ def read(
         # ---- geometry, read straight into the flat arrays
         first = groups[0]["coordinates"]
         positions = np.empty((int(atom_start[-1]), 3), dtype=first.dtype if first.dtype.kind == "f" else np.float64)
-        numbers = np.empty(int(atom_start[-1]), dtype=np.int64)
+        z_dtype = groups[0]["atomic_numbers"].dtype  # kept as stored (uint8 in the release): 1/8 of int64
+        numbers = np.empty(int(atom_start[-1]), dtype=z_dtype if z_dtype.kind in "iu" else np.int64)
         group_code = np.repeat(np.arange(len(groups)), sizes)
         for k, g in enumerate(groups):
             lo, hi = atom_start[k], atom_start[k + 1]
             if hi > lo:
-                g["coordinates"].read_direct(positions[lo:hi].reshape(sizes[k], n_atoms[k], 3))
-            numbers[lo:hi] = np.tile(g["atomic_numbers"][()].astype(np.int64), sizes[k])
+                # d[()] takes h5py's fast path; the copy into place is one small group at a time.
+                positions[lo:hi] = g["coordinates"][()].reshape(-1, 3)
+            numbers[lo:hi] = np.tile(g["atomic_numbers"][()], sizes[k])
 
         def read_energy(level: str, prop: str) -> np.ndarray:
             out = np.empty(n_conf, np.float64)
+            key = f"{level}.{prop}"
             for k, g in enumerate(groups):
                 lo, hi = conf_start[k], conf_start[k + 1]
-                key = f"{level}.{prop}"
-                if key in g and hi > lo:
-                    d = g[key]
+                d = g.get(key)
+                if d is not None and hi > lo:
                     if d.shape[:1] != (sizes[k],):
                         raise DatasetError(
                             f"group {g.name!r}: {key} has shape {d.shape}, expected ({sizes[k]},)",
                             configuration=int(lo),
                         )
-                    d.read_direct(out[lo:hi].reshape(d.shape))
+                    out[lo:hi] = d[()].reshape(-1)
                 else:
                     out[lo:hi] = np.nan
             return out
@@ -169,14 +171,14 @@ def read(
                 for k, g in enumerate(groups):
                     lo, hi = atom_start[k], atom_start[k + 1]
                     view = block[lo:hi].reshape(sizes[k], n_atoms[k], 3)
-                    key = f"{level}.forces"
-                    if key in g and hi > lo:
-                        if g[key].shape != view.shape:
+                    d = g.get(f"{level}.forces")
+                    if d is not None and hi > lo:
+                        if d.shape != view.shape:
                             raise DatasetError(
-                                f"group {g.name!r}: {key} has shape {g[key].shape}, expected {view.shape}",
+                                f"group {g.name!r}: {level}.forces has shape {d.shape}, expected {view.shape}",
                                 configuration=int(conf_start[k]),
                             )
-                        g[key].read_direct(view)
+                        view[...] = d[()]
                         ok[conf_start[k] : conf_start[k + 1]] = ~np.isnan(view).any(axis=(1, 2))
                     else:
                         view[...] = np.nan
@@ -188,7 +190,9 @@ def read(
                     {"file": str(path), "note": f"{level}.corr_energy skipped: no {hf}.energy to add it to"}
                 )
                 continue
-            total = read_energy(level, "corr_energy") + read_energy(hf, "energy")  # NaN in either → missing
+            # In Hartree, like the other energies before add() converts; NaN in either → missing.
+            total = read_energy(level, "corr_energy")
+            total += labels[Fidelity.parse(hf).name].energy / e_factor
             add(level, total, None, None)
             provenance.append(
                 {"file": str(path), "note": f"{Fidelity.parse(level).name} = {hf}.energy + {level}.corr_energy"}
