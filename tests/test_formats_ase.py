@@ -1,6 +1,7 @@
 """extxyz / ASE-readable files and ASE SQLite databases, written with ASE itself and read back."""
 
 import hashlib
+import re
 import sqlite3
 
 import ase.db
@@ -260,3 +261,27 @@ def test_sqlite_file_that_is_not_an_ase_database_is_refused_and_left_alone(tmp_p
     assert err.value.file == str(path)
     assert _digest(path) == before  # ASE would have created its tables here
     assert sorted(p.name for p in tmp_path.iterdir()) == ["other.db"]
+
+
+@pytest.mark.parametrize(
+    "unit, scale",
+    [("kcal/mol", 1.0), ("hartree", KCAL / units.Hartree), ("eV", KCAL), ("kJ/mol", KCAL / (units.kJ / units.mol))],
+)
+def test_missing_unit_error_says_what_the_magnitudes_suggest(tmp_path, md17_db_path, unit, scale):
+    """The real ethanol energies (kcal/mol in the file), rewritten in other units without metadata."""
+    source = ase.db.connect(md17_db_path)
+    path = tmp_path / "ethanol.db"
+    with ase.db.connect(path) as db:
+        for row in source.select():
+            db.write(row.toatoms(), data={"energy": row.data["energy"] * scale})
+    with pytest.raises(DatasetError, match=f"look like total energies in {re.escape(unit)}") as err:
+        ase_db.read(path)
+    assert err.value.file == str(path) and "energy_unit=" in err.value.problem
+
+
+def test_relative_energies_get_no_unit_guess(tmp_path):
+    path = tmp_path / "relative.db"
+    with ase.db.connect(path) as db:
+        db.write(molecule("H2O"), data={"energy": 0.25})
+    with pytest.raises(DatasetError, match="relative or atomization energies"):
+        ase_db.read(path)
