@@ -207,3 +207,25 @@ def test_native_file_without_units_is_refused(tmp_path, ds):
     with pytest.raises(DatasetError, match="missing unit attribute 'energy_unit'") as err:
         wb.load(path)
     assert str(path) in str(err.value)
+
+
+def test_atomic_number_beyond_the_table_is_a_dataset_error():
+    confs = _configs(2)
+    confs[1]["numbers"] = np.array(confs[1]["numbers"]) * 0 + 200
+    with pytest.raises(DatasetError, match="configuration 1: unknown element with atomic number 200"):
+        Dataset.from_configurations(confs)
+
+
+def test_ase_trajectory_loads_by_content(tmp_path):
+    from ase.calculators.singlepoint import SinglePointCalculator
+    from ase.io import write
+
+    frames = []
+    for i in range(3):
+        atoms = molecule("H2O")
+        atoms.positions[0, 0] += 0.01 * i
+        atoms.calc = SinglePointCalculator(atoms, energy=-10.0 - i, forces=np.zeros((3, 3)))
+        frames.append(atoms)
+    write(tmp_path / "run.traj", frames)
+    ds = wb.load(tmp_path / "run.traj", fidelity="gfn2-xtb")
+    assert len(ds) == 3 and ds.energy("gfn2-xtb")[0].tolist() == [-10.0, -11.0, -12.0]

@@ -117,9 +117,9 @@ class Dataset:
             self.info = pd.DataFrame(index=pd.RangeIndex(len(self)))
         if "n_atoms" not in self.info:
             self.info["n_atoms"] = np.diff(self.ptr)
+        self.validate()
         if "formula" not in self.info:
             self.info["formula"] = self._formulas()
-        self.validate()
 
     # ----------------------------------------------------------------------------- construction
     @classmethod

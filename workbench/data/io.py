@@ -22,6 +22,7 @@ _MAGIC = {
     b"\x89HDF\r\n\x1a\n": "hdf5",
     b"SQLite format 3\x00": "sqlite",
     b"PK\x03\x04": "zip",
+    b"- of Ulm": "ulm",  # ASE trajectory (.traj)
 }
 
 _EXTENSIONS = {
@@ -31,6 +32,7 @@ _EXTENSIONS = {
     ".db": "sqlite",
     ".sqlite": "sqlite",
     ".npz": "zip",
+    ".traj": "ulm",
 }
 
 
@@ -81,7 +83,13 @@ def _describe(kind: str, head: bytes) -> str:
         return f"text starting with {first!r}"
     if kind == "binary":
         return f"binary data starting with {head[:8]!r}"
-    return {"hdf5": "an HDF5 file", "sqlite": "an SQLite database", "zip": "a zip/npz archive"}[kind]
+    names = {
+        "hdf5": "an HDF5 file",
+        "sqlite": "an SQLite database",
+        "zip": "a zip/npz archive",
+        "ulm": "an ASE trajectory",
+    }
+    return names[kind]
 
 
 def read_file(path: str | os.PathLike, format: str | None = None, **options) -> Dataset:
@@ -100,7 +108,7 @@ def read_file(path: str | os.PathLike, format: str | None = None, **options) -> 
             format = "asedb"
         elif kind == "zip":
             format = "npz"
-        else:
+        else:  # text, or an ASE trajectory
             format = "ase"
     modules = {"workbench": "native_hdf5", "ani": "ani_hdf5", "asedb": "ase_db", "npz": "sgdml_npz"}
     if format in modules:
