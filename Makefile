@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of PyTorch; on a GPU machine pass your own, e.g. `make lab TORCH=torch`.
 TORCH ?= torch==2.13.0
 # pip prints one warning per package for index mirrors that lack it; they are noise here.
-QUIET_PIP := grep -v "^WARNING: Location" || true
+QUIET_PIP := { grep -v "^WARNING: Location" || true; }
 
 .PHONY: setup lab test browser-deps clean
 
