@@ -1,0 +1,178 @@
+"""The resumable label store: a real labeling run killed mid-way resumes with only the missing labels."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from workbench.data import Dataset
+from workbench.qm import LabelStore, Level, compute_label, configuration_key, label
+
+pytestmark = pytest.mark.qm
+
+
+def waters(n: int, seed: int = 0, scale: float = 0.05) -> Dataset:
+    base = molecule("H2O")
+    rng = np.random.default_rng(seed)
+    records = [
+        {"numbers": base.numbers, "positions": base.positions + rng.normal(scale=scale, size=(3, 3))} for _ in range(n)
+    ]
+    return Dataset.from_configurations(records)
+
+
+def count_labels(store_file) -> int:
+    if not os.path.exists(store_file):
+        return 0
+    conn = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=10)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+    except sqlite3.OperationalError:  # tables not created yet
+        return 0
+    finally:
+        conn.close()
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from workbench.data import Dataset
+    from workbench.qm import label
+
+    positions = np.load(sys.argv[2], allow_pickle=False)
+    records = [{"numbers": [8, 1, 1], "positions": p} for p in positions]
+    label(Dataset.from_configurations(records), "hf/6-31g", store=sys.argv[1],
+          properties=("energy", "forces"), background=False, progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+def test_labeling_killed_midway_resumes_with_only_the_missing_labels(tmp_path):
+    n = 24
+    ds = waters(n, seed=7)
+    np.save(tmp_path / "positions.npy", ds.positions.reshape(n, 3, 3))
+    (tmp_path / "child.py").write_text(CHILD)
+    store_dir = tmp_path / "store"
+    store_file = store_dir / "labels.sqlite"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    child = subprocess.Popen(
+        [sys.executable, str(tmp_path / "child.py"), str(store_dir), str(tmp_path / "positions.npy")],
+        env=env,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.time() + 120
+    while count_labels(store_file) < 3:
+        assert child.poll() is None, f"labeling process ended early: {child.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline, "labeling process made no progress"
+        time.sleep(0.02)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert child.returncode == -signal.SIGKILL
+    done_before = count_labels(store_file)
+    assert 3 <= done_before < n, "the kill must land mid-way"
+
+    conn = sqlite3.connect(store_file)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+
+    progress = []
+    job = label(ds, "hf/6-31g", store=store_dir, background=False, progress=lambda d, t: progress.append((d, t)))
+    out = job.result()
+    assert job.state == "done"
+    assert job.n_computed == n - done_before
+    assert progress[0] == (done_before, n) and progress[-1] == (n, n)
+    energy, emask = out.energy("hf/6-31g")
+    forces, fmask = out.forces("hf/6-31g")
+    assert emask.all() and fmask.all()
+    # a label written by the killed process and one written after resuming, against fresh computations
+    for i in (0, n - 1):
+        ref = compute_label(ds.numbers[3 * i : 3 * i + 3], ds.positions[3 * i : 3 * i + 3], "hf/6-31g")
+        assert energy[i] == pytest.approx(ref["energy"], abs=1e-7)
+        np.testing.assert_allclose(forces[3 * i : 3 * i + 3], ref["forces"], atol=1e-5)
+
+    again = label(ds, "hf/6-31g", store=store_dir, background=False, progress=False)
+    assert again.result() is not None and again.n_computed == 0
+
+
+def test_store_round_trip_keeps_values_and_metadata(tmp_path):
+    ds = waters(2)
+    level = Level("gfn2-xtb")
+    z, r = ds.numbers[:3], ds.positions[:3]
+    rec = compute_label(z, r, level)
+    key = configuration_key(z, r)
+    with LabelStore(tmp_path / "s") as store:
+        store.put(level, key, z, r, 0, None, rec)
+        back = store.fetch(level, [key])[key]
+        assert back["status"] == "done"
+        assert back["energy"] == rec["energy"]
+        np.testing.assert_array_equal(back["forces"], rec["forces"])
+        assert back["meta"]["program"] == "tblite" and back["meta"]["version"] == level.version
+        assert back["meta"]["wall_time_s"] > 0
+        assert store.status(level, [key, "missing"]) == {key: ("done", True)}
+        assert store.fetch(Level("gfn1-xtb"), [key]) == {}
+        summary = store.summary()
+        assert summary.loc[0, "fidelity"] == "gfn2-xtb" and summary.loc[0, "done"] == 1
+        rebuilt = store.to_dataset()
+    np.testing.assert_array_equal(rebuilt.positions, r)
+    assert rebuilt.energy("gfn2-xtb")[0][0] == rec["energy"]
+
+
+def test_configuration_key_identifies_geometry_charge_and_spin():
+    z, r = np.array([8, 1, 1]), molecule("H2O").positions
+    assert configuration_key(z, r) == configuration_key(z, r.copy() + 1e-12)
+    assert configuration_key(z, r) != configuration_key(z, r + 1e-4)
+    assert configuration_key(z, r) != configuration_key(z, r, charge=1)
+    assert configuration_key(z, r) != configuration_key(z, r, multiplicity=3)
+    assert configuration_key(z, r) != configuration_key(np.array([8, 1, 9]), r)
+
+
+def test_energy_labels_are_reused_and_upgraded_to_forces_only_when_asked(tmp_path):
+    ds = waters(3, seed=1)
+    job = label(ds, "hf/sto-3g", store=tmp_path, properties=("energy",), background=False, progress=False)
+    out = job.result()
+    assert job.n_computed == 3 and out.labels["hf/sto-3g"].forces is None
+    job = label(ds, "hf/sto-3g", store=tmp_path, properties=("energy", "forces"), background=False, progress=False)
+    out = job.result()
+    assert job.n_computed == 3 and out.forces("hf/sto-3g")[1].all()
+    job = label(ds, "hf/sto-3g", store=tmp_path, properties=("energy",), background=False, progress=False)
+    assert job.result() is not None and job.n_computed == 0
+
+
+def test_failed_labels_are_stored_with_reason_masked_and_not_retried_unless_asked(tmp_path):
+    ds = waters(3, seed=2)
+    ds.info["multiplicity"] = [1, 2, 1]  # a doublet of 10 electrons is impossible: configuration 1 fails
+    job = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False)
+    out = job.result()
+    assert job.n_failed == 1
+    assert list(job.failures["index"]) == [1]
+    assert "multiplicity 2 is impossible with 10 electrons" in job.failures["error"].iloc[0]
+    energy, mask = out.energy("gfn2-xtb")
+    assert mask.tolist() == [True, False, True] and np.isnan(energy[1])
+    assert out.forces("gfn2-xtb")[1].tolist() == [True, False, True]
+    with LabelStore(tmp_path) as store:
+        fails = store.failures()
+    assert len(fails) == 1 and fails["fidelity"].iloc[0] == "gfn2-xtb"
+
+    rerun = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False)
+    rerun.result()
+    assert rerun.n_computed == 0 and rerun.n_failed == 1
+    retry = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False, retry_failed=True)
+    retry.result()
+    assert retry.n_computed == 1 and retry.n_failed == 1
+
+
+def test_not_a_store_is_a_clear_error(tmp_path):
+    bad = tmp_path / "x.sqlite"
+    bad.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(ValueError, match="not a workbench label store"):
+        LabelStore(bad)

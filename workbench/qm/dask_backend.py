@@ -1,0 +1,60 @@
+"""Dask distributed execution of a labeling job.
+
+By default a ``LocalCluster`` of one-thread worker processes (two one-thread workers label ~1.9x
+faster than one two-thread process on this kind of work); a user-passed ``Client`` runs the same
+tasks on a real cluster. Results come back to the job's process, which alone writes the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .job import _compute_chunk
+
+
+def default_chunk_size(level) -> int:
+    """Configurations per task: xTB labels take milliseconds, so many go in one task to keep the
+    scheduler's per-task cost (~1 ms) small next to the work; QM labels go one per task."""
+    return 64 if level.program == "tblite" else 1
+
+
+def run_on_dask(job, store, items: list, weight) -> None:
+    """Compute ``items`` on Dask, recording each finished task in ``store`` as it arrives."""
+    from distributed import Client, LocalCluster, as_completed
+
+    cluster = None
+    client = job.client
+    if client is None:
+        cluster = LocalCluster(
+            n_workers=job.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+    futures = []
+    try:
+        size = job.chunk_size or default_chunk_size(job.level)
+        chunks = {}
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            fut = client.submit(_compute_chunk, chunk, job.level, job.properties, pure=False)
+            chunks[fut.key] = chunk
+            futures.append(fut)
+        pending = as_completed(futures)
+        while not pending.is_empty():
+            if job._cancel.is_set():
+                client.cancel(futures)
+                return
+            batch = pending.next_batch(block=False)
+            if not batch:
+                time.sleep(0.02)
+                continue
+            for fut in batch:
+                job._record(store, chunks.pop(fut.key), fut.result(), weight)
+    finally:
+        if cluster is not None:
+            client.close()
+            cluster.close()

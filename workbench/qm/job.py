@@ -1,0 +1,357 @@
+"""Labeling jobs: compute what the store lacks, serially or on a Dask cluster, and report progress.
+
+``label(ds, level="mp2/cc-pvdz", store="labels/")`` starts a :class:`LabelJob`. The job looks up
+which configurations already have the label in the store, computes only the missing ones, writes
+each the moment it is finished, and ``job.result()`` returns the dataset with the new fidelity's
+labels added. Killing the process and running the same call again picks up where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset, Labels
+from .levels import Level, compute_label
+from .store import LabelStore, configuration_key
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+
+
+class JobCancelled(RuntimeError):
+    """The job was cancelled before it finished; what it finished is in the store."""
+
+
+def _as_dataset(data) -> Dataset:
+    if isinstance(data, Dataset):
+        return data
+    from ase import Atoms
+
+    if isinstance(data, Atoms):
+        data = [data]
+    records = []
+    for i, atoms in enumerate(data):
+        if not isinstance(atoms, Atoms):
+            raise TypeError(f"item {i} is a {type(atoms).__name__}; label a Dataset or a list of ase.Atoms")
+        records.append({"numbers": atoms.numbers, "positions": atoms.positions, "info": dict(atoms.info)})
+    return Dataset.from_configurations(records)
+
+
+def _per_config(ds: Dataset, column: str, default):
+    if column not in ds.info:
+        return [default] * len(ds)
+    return [default if pd.isna(v) else int(v) for v in ds.info[column]]
+
+
+def _compute_chunk(items, level: Level, properties) -> list:
+    """Run on a worker: ``items`` of ``(key, numbers, positions, charge, multiplicity)``."""
+    return [(key, compute_label(z, r, level, properties, c, m)) for key, z, r, c, m in items]
+
+
+def _tqdm_progress(total: int, initial: int, desc: str):
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=initial, desc=desc, unit="label")
+
+    def update(done: int, total: int) -> None:
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return update
+
+
+class LabelJob:
+    """A labeling job: ``state`` (queued/running/done/failed/cancelled), progress counts,
+    ``result()``, ``cancel()``. Individual calculations that fail (no SCF convergence, ...) do not
+    fail the job: they are recorded in the store and listed by :attr:`failures`."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        level: Level,
+        store,
+        indices: np.ndarray,
+        properties: tuple[str, ...],
+        client=None,
+        workers: int | None = None,
+        progress=None,
+        retry_failed: bool = False,
+        chunk_size: int | None = None,
+    ):
+        self.dataset, self.level, self.store_path = dataset, level, store
+        self.indices, self.properties = indices, properties
+        self.client, self.workers = client, workers
+        self.retry_failed = retry_failed
+        self.chunk_size = chunk_size
+        self._progress_arg = progress
+        self.state = "queued"
+        self.n_total = len(indices)
+        self.n_done = 0  # labels present (computed now or found in the store), failed ones included
+        self.n_failed = 0
+        self.n_computed = 0
+        self.error: BaseException | None = None
+        self.wall_time_s = 0.0
+        self._result: Dataset | None = None
+        self._progress: Callable | None = None
+        self._failures = pd.DataFrame(columns=["index", "error"])
+        self._cancel = threading.Event()
+        self._finished = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"<LabelJob {self.level.name}: {self.state}, {self.n_done}/{self.n_total} labels, {self.n_failed} failed>"
+        )
+
+    # ----------------------------------------------------------------------------- control
+    def start(self, background: bool = True) -> LabelJob:
+        if background:
+            self._thread = threading.Thread(target=self._run, name=f"label {self.level.name}", daemon=True)
+            self._thread.start()
+        else:
+            self._run()
+        return self
+
+    def cancel(self) -> None:
+        """Stop after the calculations now running; finished labels stay in the store."""
+        self._cancel.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the job ends (or ``timeout`` s pass); True if it ended."""
+        return self._finished.wait(timeout)
+
+    def result(self, timeout: float | None = None) -> Dataset:
+        """The input dataset plus the labels at this level (blocks until done).
+
+        Raises :class:`JobCancelled` if cancelled, the job's exception if it failed, TimeoutError on timeout.
+        Interrupting the wait (Ctrl-C) cancels the job.
+        """
+        try:
+            if not self.wait(timeout):
+                raise TimeoutError(f"labeling at {self.level.name} not finished after {timeout} s")
+        except KeyboardInterrupt:
+            self.cancel()
+            raise
+        if self.state == "cancelled":
+            raise JobCancelled(f"labeling at {self.level.name} was cancelled after {self.n_done}/{self.n_total} labels")
+        if self.state == "failed":
+            raise self.error
+        return self._result
+
+    @property
+    def failures(self) -> pd.DataFrame:
+        """Configurations whose calculation failed: ``index`` (in the input dataset) and ``error``."""
+        return self._failures
+
+    # ----------------------------------------------------------------------------- work
+    def _notify(self) -> None:
+        if self._progress is not None:
+            self._progress(self.n_done, self.n_total)
+
+    def _run(self) -> None:
+        self.state = "running"
+        start = time.perf_counter()
+        store = None
+        try:
+            store = LabelStore(self.store_path)
+            ds, idx = self.dataset, self.indices
+            charges = _per_config(ds, "charge", self.level.settings["charge"])
+            mults = _per_config(ds, "multiplicity", self.level.settings["multiplicity"])
+            keys = [
+                configuration_key(
+                    ds.numbers[ds.ptr[i] : ds.ptr[i + 1]], ds.positions[ds.ptr[i] : ds.ptr[i + 1]], charges[i], mults[i]
+                )
+                for i in idx
+            ]
+            known = store.status(self.level, keys)
+            want_forces = "forces" in self.properties
+            todo: dict[str, tuple] = {}
+            for i, key in zip(idx, keys, strict=True):
+                status, has_forces = known.get(key, (None, False))
+                ok = (status == "done" and (has_forces or not want_forces)) or (
+                    status == "failed" and not self.retry_failed
+                )
+                if not ok and key not in todo:
+                    lo, hi = ds.ptr[i], ds.ptr[i + 1]
+                    todo[key] = (key, ds.numbers[lo:hi], ds.positions[lo:hi], charges[i], mults[i])
+            # a geometry that occurs several times is computed once and counts for each occurrence
+            weight = Counter(k for k in keys if k in todo)
+            self.n_done = self.n_total - sum(weight.values())
+            self._progress = self._make_progress()
+            self._notify()
+            items = list(todo.values())
+            if items:
+                if self.client is None and self.workers is None:
+                    self._run_serial(store, items, weight)
+                else:
+                    self._run_dask(store, items, weight)
+            if self._cancel.is_set():
+                self.state = "cancelled"
+                return
+            self._result = self._collect(store, keys)
+            self.state = "done"
+        except BaseException as err:  # the job records why it stopped; result() re-raises it
+            self.error = err
+            self.state = "failed"
+        finally:
+            self.wall_time_s = time.perf_counter() - start
+            if store is not None:
+                store.close()
+            if self._progress is not None and self.state != "done":
+                self._progress(self.n_done, self.n_total)
+            self._finished.set()
+
+    def _make_progress(self) -> Callable | None:
+        p = self._progress_arg
+        if callable(p):
+            return p
+        if p is True or (p is None and sys.stderr.isatty()):
+            return _tqdm_progress(self.n_total, self.n_done, self.level.name)
+        return None
+
+    def _record(self, store: LabelStore, items: list, results: list, weight) -> None:
+        by_key = {it[0]: it for it in items}
+        store.put_many(self.level, [(*by_key[key], rec) for key, rec in results])
+        for key, rec in results:
+            n = weight[key]
+            self.n_done += n
+            self.n_computed += 1
+            if rec["status"] != "done":
+                self.n_failed += n
+        self._notify()
+
+    def _run_serial(self, store: LabelStore, items: list, weight) -> None:
+        for item in items:
+            if self._cancel.is_set():
+                return
+            self._record(store, [item], _compute_chunk([item], self.level, self.properties), weight)
+
+    def _run_dask(self, store: LabelStore, items: list, weight) -> None:
+        from .dask_backend import run_on_dask
+
+        run_on_dask(self, store, items, weight)
+
+    def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
+        ds, name = self.dataset, self.level.name
+        records = store.fetch(self.level, keys)
+        old = ds.labels.get(name)
+        energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
+        want_forces = "forces" in self.properties
+        forces = None
+        if want_forces or (old is not None and old.forces is not None):
+            forces = np.full((len(ds.numbers), 3), np.nan)
+            if old is not None and old.forces is not None:
+                forces[:] = old.forces
+        failed = []
+        for i, key in zip(self.indices, keys, strict=True):
+            rec = records.get(key)
+            if rec is None:
+                continue
+            if rec["status"] != "done":
+                failed.append((int(i), rec["error"]))
+                continue
+            energy[i] = rec["energy"]
+            if want_forces and rec["forces"] is not None:
+                forces[ds.ptr[i] : ds.ptr[i + 1]] = rec["forces"]
+        self._failures = pd.DataFrame(failed, columns=["index", "error"])
+        self.n_failed = len(failed)
+        out = ds.select(slice(None))
+        out.labels[name] = Labels.from_values(energy, forces, out.ptr)
+        if out.labels[name].forces is not None and not out.labels[name].forces_mask.any():
+            out.labels[name].forces = None
+        out.fidelity_info[name] = self.level.fidelity
+        desc = self.level.describe()
+        out.provenance.append(
+            {
+                "note": f"{name}: {len(keys) - len(failed)} labels ({', '.join(self.properties)}) by "
+                f"{desc['program']} {desc['version']}, {len(failed)} failed",
+                "fidelity": name,
+                "program": desc["program"],
+                "version": desc["version"],
+                "settings": desc["settings"],
+                "level_key": self.level.key,
+                "store": None if store.path is None else str(store.path),
+            }
+        )
+        return out
+
+
+def label(
+    dataset,
+    level: str | Level = "gfn2-xtb",
+    store=None,
+    indices: Sequence[int] | None = None,
+    properties: Sequence[str] = ("energy", "forces"),
+    client=None,
+    progress=None,
+    *,
+    workers: int | str | None = None,
+    settings: dict | None = None,
+    retry_failed: bool = False,
+    chunk_size: int | None = None,
+    background: bool = True,
+) -> LabelJob:
+    """Label configurations with a QM level; returns a running :class:`LabelJob`.
+
+    Parameters
+    ----------
+    dataset
+        A :class:`~workbench.data.Dataset` or a list of ``ase.Atoms``. Per-configuration
+        ``charge`` and ``multiplicity`` columns in ``dataset.info`` are used when present.
+    level
+        A fidelity name (``"gfn2-xtb"``, ``"b3lyp/def2-svp"``, ``"mp2/cc-pvdz"``,
+        ``"ccsd(t)/cc-pvdz"``) or a :class:`~workbench.qm.levels.Level`; ``settings`` adds program
+        settings (e.g. ``{"density_fit": True}``).
+    store
+        Directory (or ``.sqlite`` file) of the resumable label store; ``None`` keeps labels in
+        memory only.
+    indices
+        Positions in ``dataset`` to label (all when None).
+    properties
+        ``("energy",)`` or ``("energy", "forces")``; results in eV and eV/Å.
+    client, workers
+        Serial in this process by default. ``workers=N`` starts a Dask ``LocalCluster`` of N
+        one-thread workers (``"auto"``: one per core); ``client`` uses an existing
+        ``distributed.Client`` (a real cluster).
+    progress
+        A callable ``progress(done, total)``, True for a tqdm bar, False for none; None shows tqdm
+        when stderr is a terminal.
+    retry_failed
+        Compute again configurations whose label failed in an earlier run.
+    chunk_size
+        Configurations per Dask task (default: 1 for PySCF, 64 for xTB, whose labels take ms).
+    background
+        Run in a background thread (default); ``job.result()`` waits for it.
+    """
+    level = Level(level, **(settings or {}))
+    ds = _as_dataset(dataset)
+    properties = tuple(dict.fromkeys(properties))
+    level.check_properties(properties)
+    idx = np.arange(len(ds)) if indices is None else ds._as_index(indices)
+    level.check_elements(np.unique(ds.numbers))
+    if workers == "auto":
+        workers = os.cpu_count() or 1
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    job = LabelJob(
+        ds,
+        level,
+        store,
+        idx,
+        properties,
+        client,
+        None if workers is None else int(workers),
+        progress,
+        retry_failed,
+        chunk_size,
+    )
+    return job.start(background=background)
