@@ -1,0 +1,141 @@
+"""Labeling jobs: background state, progress, cancel, merging into a Dataset, Dask workers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+from ase.build import molecule
+
+from workbench.data import Dataset
+from workbench.qm import JobCancelled, Level, compute_label, label
+
+pytestmark = pytest.mark.qm
+
+
+def waters(n: int, seed: int = 0) -> Dataset:
+    base = molecule("H2O")
+    rng = np.random.default_rng(seed)
+    records = [
+        {"numbers": base.numbers, "positions": base.positions + rng.normal(scale=0.05, size=(3, 3))} for _ in range(n)
+    ]
+    return Dataset.from_configurations(records)
+
+
+def reference(ds: Dataset, level, properties=("energy", "forces")):
+    recs = [
+        compute_label(ds.numbers[a:b], ds.positions[a:b], level, properties)
+        for a, b in zip(ds.ptr[:-1], ds.ptr[1:], strict=True)
+    ]
+    return np.array([r["energy"] for r in recs]), recs
+
+
+def test_background_job_reports_progress_and_returns_dataset_with_new_fidelity(tmp_path):
+    ds = waters(4)
+    ds = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False).result()
+    seen = []
+    job = label(ds, "hf/sto-3g", store=tmp_path, indices=[1, 3], progress=lambda d, t: seen.append((d, t)))
+    assert job.state in ("queued", "running", "done")
+    out = job.result(timeout=120)
+    assert job.state == "done" and job.n_done == 2 and job.n_total == 2
+    assert seen[0] == (0, 2) and seen[-1] == (2, 2)
+    assert out.fidelity_names == ["gfn2-xtb", "hf/sto-3g"]
+    energy, mask = out.energy("hf/sto-3g")
+    assert mask.tolist() == [False, True, False, True]
+    ref, _ = reference(ds.select([1, 3]), "hf/sto-3g")
+    np.testing.assert_allclose(energy[[1, 3]], ref, atol=1e-8)
+    assert out.fidelity("hf/sto-3g").program == "pyscf"
+    note = out.provenance[-1]
+    assert note["fidelity"] == "hf/sto-3g" and note["version"] and note["settings"]["max_cycle"] == 100
+    # the input is untouched; the xTB labels are carried over
+    assert "hf/sto-3g" not in ds.labels
+    np.testing.assert_array_equal(out.energy("gfn2-xtb")[0], ds.energy("gfn2-xtb")[0])
+
+
+def test_new_labels_merge_with_existing_ones_of_the_same_fidelity(tmp_path):
+    ds = waters(3)
+    first = label(ds, "gfn2-xtb", store=tmp_path, indices=[0], background=False, progress=False).result()
+    both = label(first, "gfn2-xtb", store=tmp_path, indices=[2], background=False, progress=False).result()
+    assert both.energy("gfn2-xtb")[1].tolist() == [True, False, True]
+    assert both.forces("gfn2-xtb")[1].tolist() == [True, False, True]
+
+
+def test_identical_geometries_are_computed_once(tmp_path):
+    ds = waters(2).select([0, 1, 0, 0])
+    job = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False)
+    out = job.result()
+    assert job.n_computed == 2 and job.n_done == 4
+    e = out.energy("gfn2-xtb")[0]
+    assert e[0] == e[2] == e[3] != e[1]
+
+
+def test_cancel_stops_the_job_and_keeps_what_it_finished(tmp_path):
+    ds = waters(30, seed=5)
+    holder: dict = {}
+    ready = threading.Event()
+
+    def progress(done, total):
+        ready.wait(10)
+        if done >= 2:
+            holder["job"].cancel()
+
+    job = label(ds, "hf/6-31g", store=tmp_path, progress=progress)
+    holder["job"] = job
+    ready.set()
+    assert job.wait(120)
+    assert job.state == "cancelled"
+    assert 2 <= job.n_computed < 30
+    with pytest.raises(JobCancelled):
+        job.result()
+    resumed = label(ds, "hf/6-31g", store=tmp_path, indices=range(5), background=False, progress=False)
+    resumed.result()
+    assert resumed.n_computed == max(0, 5 - job.n_computed)
+
+
+def test_job_that_errors_is_failed_and_reraises(tmp_path):
+    (tmp_path / "file").write_text("x")
+    job = label(waters(1), "gfn2-xtb", store=tmp_path / "file" / "sub", progress=False)
+    job.wait(60)
+    assert job.state == "failed"
+    with pytest.raises(OSError):
+        job.result()
+
+
+def test_bad_requests_fail_before_starting():
+    with pytest.raises(ValueError, match="unknown properties"):
+        label(waters(1), "gfn2-xtb", properties=("energy", "dipole"))
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        label(waters(1), "gfn2-xtb", workers=0)
+    with pytest.raises(IndexError):
+        label(waters(2), "gfn2-xtb", indices=[5])
+    with pytest.raises(TypeError, match="list of ase.Atoms"):
+        label(["not atoms"], "gfn2-xtb")
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_with_two_workers_gives_the_serial_numbers(tmp_path):
+    ds = waters(6, seed=3)
+    job = label(ds, "hf/sto-3g", store=tmp_path / "dask", workers=2, progress=False)
+    out = job.result(timeout=300)
+    assert job.n_computed == 6
+    ref, recs = reference(ds, "hf/sto-3g")
+    np.testing.assert_allclose(out.energy("hf/sto-3g")[0], ref, atol=1e-8)
+    np.testing.assert_allclose(out.forces("hf/sto-3g")[0], np.concatenate([r["forces"] for r in recs]), atol=1e-7)
+
+
+@pytest.mark.slow
+def test_dask_with_a_user_client_and_chunks(tmp_path):
+    from distributed import Client, LocalCluster
+
+    ds = waters(5, seed=4)
+    with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
+        seen = []
+        job = label(
+            ds, Level("gfn2-xtb"), store=tmp_path, client=client, chunk_size=2, progress=lambda d, t: seen.append(d)
+        )
+        out = job.result(timeout=300)
+        assert client.status == "running"  # a user's client is left open
+    assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
+    ref, _ = reference(ds, "gfn2-xtb")
+    np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
