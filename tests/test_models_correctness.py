@@ -14,8 +14,24 @@ CUTOFF = 3.0
 # Small widths keep each test well under a second; the cutoff is shorter than ethanol, so some pairs are outside.
 SETTINGS = {
     "hipnn": dict(n_features=8, n_interactions=2, n_atom_layers=1, n_sensitivities=6, cutoff=CUTOFF),
+    "hipnn_tensor": dict(
+        n_features=6,
+        n_interactions=2,
+        n_atom_layers=1,
+        n_sensitivities=5,
+        cutoff=CUTOFF,
+        max_order=3,
+        invariants="complete",
+    ),
+    "gmnn": dict(n_radial=3, n_basis=5, hidden=[16, 16], cutoff=CUTOFF),
+    "linear": dict(n_radial=5, max_order=2, cutoff=CUTOFF),
 }
-CASES = [(family, mode) for family in SETTINGS for mode in ("heads", "embedding")]
+CASES = [
+    (family, mode)
+    for family in SETTINGS
+    for mode in ("heads", "embedding")
+    if (family, mode) != ("linear", "embedding")
+]
 FIDELITIES = ["gfn2-xtb", "ccsd(t)/cc-pvdz"]
 
 

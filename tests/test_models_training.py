@@ -17,6 +17,12 @@ KCAL = units.kcal / units.mol  # kcal/mol in eV
 # family -> (settings, Adam steps, learning rate)
 RECIPES = {
     "hipnn": (dict(n_features=16, n_interactions=1, n_atom_layers=1, n_sensitivities=10, cutoff=4.0), 200, 1e-2),
+    "hipnn_tensor": (
+        dict(n_features=16, n_interactions=1, n_atom_layers=1, n_sensitivities=10, cutoff=4.0, max_order=2),
+        200,
+        1e-2,
+    ),
+    "gmnn": (dict(n_radial=4, n_basis=6, hidden=[32, 32], cutoff=4.0), 200, 1e-2),
 }
 
 
@@ -68,7 +74,7 @@ def test_family_learns_md17_ethanol_energies_and_forces(family, ethanol):
     settings, steps, lr = RECIPES[family]
     train_set, test_set = ethanol.split([0.8, 0.2], seed=0)
     model = build_model(family, [1, 6, 8], fidelities=[FIDELITY], **settings).double()
-    model.initialise_references(train_set)
+    model.initialise(train_set)
     batch = Batch.from_dataset(train_set, dtype=torch.float64)
     held_out = Batch.from_dataset(test_set, dtype=torch.float64)
     # Baselines: the mean energy and zero forces.
@@ -80,3 +86,35 @@ def test_family_learns_md17_ethanol_energies_and_forces(family, ethanol):
     assert f_rmse < 0.65 * f_base, (f_rmse, f_base)
     _, f_test = errors(model, held_out)
     assert f_test < 0.75 * float(held_out.forces[FIDELITY].pow(2).mean().sqrt()), f_test
+
+
+def test_linear_model_fits_md17_ethanol_in_closed_form(ethanol):
+    train_set, test_set = ethanol.split([0.8, 0.2], seed=0)
+    model = build_model("linear", [1, 6, 8], fidelities=[FIDELITY], n_radial=6, cutoff=4.0, ridge=1e-6).double()
+    model.fit(train_set)
+    batch = Batch.from_dataset(train_set, dtype=torch.float64)
+    held_out = Batch.from_dataset(test_set, dtype=torch.float64)
+    e_rmse, f_rmse = errors(model, batch)
+    assert e_rmse < 0.4 * float(batch.energy[FIDELITY].std(unbiased=False))
+    assert f_rmse < 0.65 * float(batch.forces[FIDELITY].pow(2).mean().sqrt())
+    _, f_test = errors(model, held_out)
+    assert f_test < 0.75 * float(held_out.forces[FIDELITY].pow(2).mean().sqrt())
+    # A closed-form fit is a minimum: nudging any coefficient raises the weighted training loss.
+    coef = model.coefficients(FIDELITY)
+    assert coef.shape == (3, len(model.feature_names())) and list(coef.index) == ["H", "C", "O"]
+    assert np.isfinite(coef.to_numpy()).all() and np.abs(coef.to_numpy()).max() > 0
+
+    def loss():
+        out = predict(model, batch, [FIDELITY])[FIDELITY]
+        return float(
+            (
+                (out["energy"] - batch.energy[FIDELITY]).pow(2).sum()
+                + (out["forces"] - batch.forces[FIDELITY]).pow(2).sum()
+            ).detach()
+        )
+
+    best = loss()
+    weight = model.heads.readouts[0][0].weight
+    with torch.no_grad():
+        weight[0, 5] += 1e-3 / float(model.heads.energy_scale[0])
+    assert loss() > best

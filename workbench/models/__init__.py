@@ -7,14 +7,20 @@ Every family maps a :class:`Batch` to ``{fidelity: energies (eV)}``; forces come
 
 from .base import AtomisticModel, energy_and_forces, predict
 from .batch import Batch
+from .gmnn import GMNN
 from .hipnn import HIPNN
+from .hipnn_tensor import HIPNNTensor
+from .linear import LinearModel
 from .neighbors import Neighbourhood, scatter_sum
 from .registry import FAMILIES, build_model, default_settings, families, get_family
 from .serialization import ModelFileError, load_model, read_metadata, save_model
 
 __all__ = [
     "FAMILIES",
+    "GMNN",
     "HIPNN",
+    "HIPNNTensor",
+    "LinearModel",
     "AtomisticModel",
     "Batch",
     "ModelFileError",

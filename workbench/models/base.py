@@ -154,6 +154,11 @@ class AtomisticModel(nn.Module):
         return out
 
     # ----------------------------------------------------------------------------- initialisation
+    def initialise(self, ds) -> AtomisticModel:
+        """Everything a family sets from training data before training (reference energies, and for
+        some families input standardisation). Returns self."""
+        return self.initialise_references(ds)
+
     def initialise_references(self, ds) -> AtomisticModel:
         """Fit each head's per-element reference energies (eV) by least squares on composition to the
         dataset's energies, and set each head's energy scale to the spread left per atom. Heads

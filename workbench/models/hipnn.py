@@ -44,11 +44,14 @@ class InteractionLayer(nn.Module):
         self.self_interaction = nn.Linear(n_in, n_out)
         self.act = make_activation(act)
 
-    def forward(self, z: torch.Tensor, sensitivities: torch.Tensor) -> torch.Tensor:
-        """``z`` ``(N, n, B)``; ``sensitivities`` ``(N, n * nu, n)`` (rows ``i * nu + nu``, columns ``j``)."""
+    def preactivation(self, z: torch.Tensor, pair: dict[str, torch.Tensor]) -> torch.Tensor:
+        """``z`` ``(N, n, B)``; ``pair["sensitivities"]`` ``(N, n * nu, n)`` (rows ``i * nu + nu``, columns ``j``)."""
         n_conf, n, b = z.shape
-        env = torch.bmm(sensitivities, z).reshape(n_conf, n, self.n_sensitivities * b)
-        return self.act(self.interaction(env) + self.self_interaction(z))
+        env = torch.bmm(pair["sensitivities"], z).reshape(n_conf, n, self.n_sensitivities * b)
+        return self.interaction(env) + self.self_interaction(z)
+
+    def forward(self, z: torch.Tensor, pair: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.act(self.preactivation(z, pair))
 
 
 class HIPNN(AtomisticModel):
@@ -101,27 +104,41 @@ class HIPNN(AtomisticModel):
         readout_hidden: Sequence[int] = (),
     ):
         super().__init__(locals())
-        self.cutoff = float(cutoff)
-        upper = soft_max if soft_max is not None else max(cutoff - 1.0, soft_min + 0.5)
-        self.sensitivity = InverseGaussianSensitivity(n_sensitivities, soft_min, upper, cutoff, "cosine")
+        self._build_trunk()
+
+    def _build_trunk(self) -> None:
+        """Sensitivities, interaction blocks and heads from the stored settings."""
+        cfg = self._settings
+        n_features, n_sensitivities, act = cfg["n_features"], cfg["n_sensitivities"], cfg["activation"]
+        self.cutoff = float(cfg["cutoff"])
+        soft_min, soft_max = cfg["soft_min"], cfg["soft_max"]
+        upper = soft_max if soft_max is not None else max(self.cutoff - 1.0, soft_min + 0.5)
+        self.sensitivity = InverseGaussianSensitivity(n_sensitivities, soft_min, upper, self.cutoff, "cosine")
         n_in = self.n_elements + self.n_fidelity_inputs
         self.blocks = nn.ModuleList()
-        for _ in range(n_interactions):
-            layers = [InteractionLayer(n_in, n_features, n_sensitivities, activation)]
-            layers += [
-                nn.Sequential(nn.Linear(n_features, n_features), make_activation(activation))
-                for _ in range(n_atom_layers)
-            ]
+        for _ in range(cfg["n_interactions"]):
+            layers = [self._interaction_layer(n_in, n_features)]
+            for _ in range(cfg["n_atom_layers"]):
+                layers.append(nn.Sequential(nn.Linear(n_features, n_features), make_activation(act)))
             self.blocks.append(nn.ModuleList(layers))
             n_in = n_features
         self.heads = FidelityHeads(
-            n_features * n_interactions,
+            n_features * cfg["n_interactions"],
             self.n_fidelities,
             self.n_elements,
-            hidden=readout_hidden,
-            act=activation,
-            shared=fidelity_mode == "embedding",
+            hidden=cfg["readout_hidden"],
+            act=act,
+            shared=self.fidelity_mode == "embedding",
         )
+
+    def _interaction_layer(self, n_in: int, n_out: int) -> nn.Module:
+        return InteractionLayer(n_in, n_out, self._settings["n_sensitivities"], self._settings["activation"])
+
+    def _pair_terms(self, neighbours: Neighbourhood) -> dict[str, torch.Tensor]:
+        """What every interaction layer needs from the geometry (computed once per forward pass)."""
+        s = self.sensitivity(neighbours.distances)  # (N, n_i, n_j, nu)
+        n_conf, n, _, nu = s.shape
+        return {"pair_sensitivities": s, "sensitivities": s.permute(0, 1, 3, 2).reshape(n_conf, n * nu, n)}
 
     def atom_features(
         self, batch: Batch, species: torch.Tensor, neighbours: Neighbourhood, fidelity: int | None
@@ -130,12 +147,10 @@ class HIPNN(AtomisticModel):
         onehot = nn.functional.one_hot(species, self.n_elements).to(dtype)
         z = torch.cat([onehot, self.fidelity_onehot(fidelity, len(species), onehot)], dim=1)
         z = neighbours.to_padded(z)
-        s = self.sensitivity(neighbours.distances)  # (N, n_i, n_j, nu)
-        n_conf, n = s.shape[:2]
-        s = s.permute(0, 1, 3, 2).reshape(n_conf, n * s.shape[-1], n)
+        pair = self._pair_terms(neighbours)
         hierarchy = []
         for block in self.blocks:
-            z = block[0](z, s)
+            z = block[0](z, pair)
             for layer in block[1:]:
                 z = layer(z)
             hierarchy.append(z)

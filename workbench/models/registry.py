@@ -7,9 +7,12 @@ import inspect
 import pandas as pd
 
 from .base import AtomisticModel
+from .gmnn import GMNN
 from .hipnn import HIPNN
+from .hipnn_tensor import HIPNNTensor
+from .linear import LinearModel
 
-FAMILIES: dict[str, type[AtomisticModel]] = {cls.family: cls for cls in (HIPNN,)}
+FAMILIES: dict[str, type[AtomisticModel]] = {cls.family: cls for cls in (HIPNN, HIPNNTensor, GMNN, LinearModel)}
 
 
 def get_family(name: str) -> type[AtomisticModel]:
