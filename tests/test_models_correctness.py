@@ -188,3 +188,23 @@ def test_unknown_element_and_unknown_head_are_named():
         model(Batch.from_atoms(molecule("NH3"), dtype=torch.float64))
     with pytest.raises(KeyError, match="wb97x"):
         energy_and_forces(model, Batch.from_atoms(molecule("H2O"), dtype=torch.float64), "wb97x/6-31g*")
+
+
+def test_registry_lists_every_family_and_rebuilds_from_json_settings():
+    import json
+
+    from workbench.models import families, get_family
+
+    table = families()
+    assert set(table.index) == {"hipnn", "hipnn_tensor", "gmnn", "linear"}
+    assert all(isinstance(d, str) and len(d) > 20 for d in table["description"])
+    assert table.loc["hipnn", "defaults"]["n_features"] == 60
+    for family, mode in CASES:
+        model = make_model(family, mode)
+        settings = json.loads(json.dumps(model.get_settings()))
+        rebuilt = get_family(family)(**settings).double()
+        rebuilt.load_state_dict(model.state_dict())
+        batch = Batch.from_atoms(ethanol(), dtype=torch.float64)
+        assert torch.equal(model(batch)[FIDELITIES[0]], rebuilt(batch)[FIDELITIES[0]])
+    with pytest.raises(KeyError, match="known"):
+        get_family("schnet")
