@@ -89,7 +89,7 @@ def rattled(atoms: Atoms, n: int, seed: int = 0) -> list[Atoms]:
     out = []
     for _ in range(n):
         a = atoms.copy()
-        a.positions += rng.normal(scale=0.03, size=a.positions.shape)
+        a.positions += rng.normal(scale=0.01, size=a.positions.shape)
         out.append(a)
     return out
 
@@ -211,7 +211,7 @@ def main(argv=None) -> pd.DataFrame:
         f"width {WIDTH}, {INTERACTIONS} interactions x {ATOM_LAYERS} atom layers, {SENSITIVITIES} sensitivities, "
         f"cutoff {CUTOFF} Å, float32"
     )
-    with pd.option_context("display.float_format", "{:,.1f}".format, "display.width", 200):
+    with pd.option_context("display.float_format", "{:,.1f}".format, "display.width", 250, "display.max_columns", None):
         print(table)
         if "hippynn HIP-NN" in table.columns and "hipnn" in table.columns:
             print("\nour HIP-NN / hippynn HIP-NN (above 1: ours is faster)")
