@@ -10,13 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from .job import _compute_chunk
-
-
-def default_chunk_size(level) -> int:
-    """Configurations per task: xTB labels take milliseconds, so many go in one task to keep the
-    scheduler's per-task cost (~1 ms) small next to the work; QM labels go one per task."""
-    return 64 if level.program == "tblite" else 1
+from .job import _compute_chunk, default_chunk_size
 
 
 def run_on_dask(job, store, items: list, weight) -> None:

@@ -50,6 +50,13 @@ def _per_config(ds: Dataset, column: str, default):
     return [default if pd.isna(v) else int(v) for v in ds.info[column]]
 
 
+def default_chunk_size(level: Level) -> int:
+    """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
+    moment it is done; 64 for xTB, whose labels take milliseconds, so that neither a Dask task
+    (~1 ms scheduling) nor a commit per label costs more than the work."""
+    return 64 if level.program == "tblite" else 1
+
+
 def _compute_chunk(items, level: Level, properties) -> list:
     """Run on a worker: ``items`` of ``(key, numbers, positions, charge, multiplicity)``."""
     return [(key, compute_label(z, r, level, properties, c, m)) for key, z, r, c, m in items]
@@ -230,10 +237,12 @@ class LabelJob:
         self._notify()
 
     def _run_serial(self, store: LabelStore, items: list, weight) -> None:
-        for item in items:
+        size = self.chunk_size or default_chunk_size(self.level)
+        for start in range(0, len(items), size):
             if self._cancel.is_set():
                 return
-            self._record(store, [item], _compute_chunk([item], self.level, self.properties), weight)
+            chunk = items[start : start + size]
+            self._record(store, chunk, _compute_chunk(chunk, self.level, self.properties), weight)
 
     def _run_dask(self, store: LabelStore, items: list, weight) -> None:
         from .dask_backend import run_on_dask
@@ -242,7 +251,7 @@ class LabelJob:
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         ds, name = self.dataset, self.level.name
-        records = store.fetch(self.level, keys)
+        records = store.fetch(self.level, keys, meta=False)
         old = ds.labels.get(name)
         energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
         want_forces = "forces" in self.properties
@@ -328,7 +337,8 @@ def label(
     retry_failed
         Compute again configurations whose label failed in an earlier run.
     chunk_size
-        Configurations per Dask task (default: 1 for PySCF, 64 for xTB, whose labels take ms).
+        Configurations per task and per store transaction (default: 1 for PySCF levels, 64 for
+        xTB, whose labels take milliseconds).
     background
         Run in a background thread (default); ``job.result()`` waits for it.
     """

@@ -14,6 +14,7 @@ reason, never a number.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -57,6 +58,7 @@ CC_GRADIENT_WARNING = (
 )
 
 
+@functools.cache
 def program_version(program: str) -> str:
     """Installed version of ``"pyscf"`` or ``"tblite"``."""
     try:

@@ -132,6 +132,20 @@ def make_builtin(
     return ds
 
 
+def command_line(recipe: BuiltinRecipe, atoms: Atoms, argv=None) -> None:
+    """``python -m workbench.data.builtin.make_<name> [--work DIR] [--output FILE] [--workers N]``."""
+    import argparse
+
+    here = Path(__file__).resolve().parents[1] / "data" / "builtin"
+    parser = argparse.ArgumentParser(description=f"regenerate the built-in {recipe.name} dataset (resumable)")
+    parser.add_argument("--work", type=Path, default=Path(f"build/builtin-{recipe.name}"), help="work directory")
+    parser.add_argument("--output", type=Path, default=here / f"{recipe.name}.h5")
+    parser.add_argument("--workers", type=int, default=None, help="Dask workers (default: serial, one process)")
+    args = parser.parse_args(argv)
+    provenance = args.output.parent / f"PROVENANCE-{recipe.name}.md"
+    make_builtin(recipe, atoms, args.work, args.output, provenance, workers=args.workers)
+
+
 def _progress(level: str):
     state = {"last": 0.0}
 

@@ -73,6 +73,7 @@ class LabelStore:
                 self.path = path / STORE_FILE
             target = str(self.path)
         self.conn = sqlite3.connect(target, timeout=120.0, isolation_level=None)
+        self._registered: set[str] = set()
         try:
             self.conn.execute("PRAGMA journal_mode=WAL")
             # NORMAL in WAL mode: a committed label survives the process being killed; only a power
@@ -97,6 +98,9 @@ class LabelStore:
 
     # ----------------------------------------------------------------------------- writing
     def register_level(self, level: Level) -> None:
+        if level.key in self._registered:
+            return
+        self._registered.add(level.key)
         self.conn.execute(
             "INSERT OR IGNORE INTO levels VALUES (?, ?, ?, ?)",
             (level.key, level.name, level.program, json.dumps(level.describe(), default=_json_default)),
@@ -155,18 +159,18 @@ class LabelStore:
         """``{config_key: (status, has_forces)}`` for the keys that have a row at ``level``."""
         return {k: (s, bool(f)) for k, s, f in self._label_rows("status, has_forces", level, keys)}
 
-    def fetch(self, level: Level, keys) -> dict[str, dict]:
-        """``{config_key: {"status", "energy" (eV), "forces" ((n, 3) eV/Å or None), "error", "meta"}}``."""
+    def fetch(self, level: Level, keys, meta: bool = True) -> dict[str, dict]:
+        """``{config_key: {"status", "energy" (eV), "forces" ((n, 3) eV/Å or None), "error", "meta"}}``
+        (``meta`` is an empty dict when not asked for)."""
         out = {}
-        for key, status, energy, forces, error, meta in self._label_rows(
-            "status, energy, forces, error, meta", level, keys
-        ):
+        columns = "status, energy, forces, error, " + ("meta" if meta else "NULL")
+        for key, status, energy, forces, error, meta_json in self._label_rows(columns, level, keys):
             out[key] = {
                 "status": status,
                 "energy": energy,
                 "forces": None if forces is None else np.frombuffer(forces, dtype="<f8").reshape(-1, 3).copy(),
                 "error": error,
-                "meta": json.loads(meta) if meta else {},
+                "meta": json.loads(meta_json) if meta_json else {},
             }
         return out
 
