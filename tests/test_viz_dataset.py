@@ -113,3 +113,12 @@ def test_fidelity_colors_are_distinct_and_stable(ani):
     assert len(set(colors.values())) == len(ani.fidelity_names)
     assert fidelity_colors(ani.fidelity_names) == colors
     assert len(fidelity_colors(["gfn2-xtb"])) == 1 and fidelity_colors([]) == {}
+
+
+def test_energy_distribution_samples_large_levels(md17):
+    fig = energy_distribution_figure(md17, max_points=5)
+    (violin,) = [t for t in fig.data if t.type == "violin"]
+    full = per_atom_residuals(md17)["pbe+vdw-ts"].to_numpy()
+    assert len(violin.x) == 5 and set(violin.x) <= set(full)
+    assert "5 of 20" in violin.hovertemplate
+    assert len(energy_distribution_figure(md17).data[0].x) == 20

@@ -1,18 +1,24 @@
 """End to end: notebooks/workbench.ipynb in JupyterLab, in Debian's headless Chromium.
 
 One JupyterLab and one browser serve every test of this module (starting them is most of the cost);
-the tests then read what the page drew. Screenshots go to test-artifacts/browser/.
+the tests then read what the page drew, in file order. Screenshots go to test-artifacts/browser/;
+docs/img/workbench-dataset.png is workbench-configuration-3.png from a run of this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from pathlib import Path
 
 import pytest
 from labdriver import canvas_image, canvas_ink, chromium_page, jupyterlab, open_and_run, widget_errors
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+import workbench as wb
+from workbench.ui.dataset_panel import default_builtin
+
+# The time limit is a safety net so a hung browser cannot stall a CI run; the module takes ~30 s.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
@@ -34,14 +40,17 @@ def page(tmp_path_factory):
             page.wait_for_selector(f"{PANEL} .wb-summary", timeout=60_000)
             yield page
         finally:
-            page.screenshot(path=str(ARTIFACTS / "workbench-page.png"))
             (ARTIFACTS / "console.log").write_text("\n".join(page.console_lines))
             (ARTIFACTS / "jupyterlab.log").write_text(server.log())
+            with contextlib.suppress(Exception):  # a crashed page must not hide the error that crashed it
+                page.screenshot(path=str(ARTIFACTS / "workbench-page.png"))
 
 
 def test_dataset_panel_renders_summary_and_tabs(page):
+    # The notebook opens on the default built-in dataset; the page states its size.
+    ds = wb.datasets.builtin(default_builtin())
     summary = page.locator(f"{PANEL} .wb-summary").inner_text()
-    assert "configurations" in summary and "levels of theory" in summary
+    assert f"{len(ds):,} configurations" in summary and f"{len(ds.fidelity_names)} level" in summary
     assert page.locator(".wb-tabs .lm-TabBar-tab", has_text="Dataset").count() == 1
     assert page.locator(f"{PANEL} .wb-error-box").inner_text().strip() == ""
 
@@ -96,6 +105,27 @@ def test_choosing_a_configuration_updates_labels_and_view(page):
     )
     assert canvas_ink(page, ".wb-structure")["ink"] > 0
     page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-configuration-3.png"))
+
+
+def test_choosing_another_dataset_redraws_the_figures(page):
+    before_view = canvas_image(page, ".wb-structure")
+    page.locator(f"{PANEL} .widget-dropdown select").select_option("md17-ethanol-sample")
+    page.locator(f"{PANEL} .wb-summary", has_text="md17-ethanol-sample").wait_for(timeout=30_000)
+    # One level of theory now: the heatmap has one row and the violins one trace.
+    page.wait_for_function(
+        "() => document.querySelectorAll('.wb-energies .violinlayer .trace').length === 1", timeout=30_000
+    )
+    rows = page.locator(".wb-coverage .yaxislayer-above .ytick").all_text_contents()
+    assert rows == ["pbe+vdw-ts"]
+    assert page.locator(f"{PANEL} .wb-configuration-info", has_text="C2H6O").count() == 1
+    page.wait_for_function(
+        "([sel, old]) => document.querySelector(sel).toDataURL() !== old",
+        arg=[".wb-structure canvas", before_view],
+        timeout=30_000,
+    )
+    drawn = canvas_ink(page, ".wb-structure")
+    assert drawn["ink"] > 0.01 * drawn["total"], drawn
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-md17.png"))
 
 
 def test_console_has_no_widget_errors(page):

@@ -20,6 +20,7 @@ from .state import WorkbenchState
 
 #: Extensions offered by the upload button (every format ``workbench.load`` reads by content).
 UPLOAD_ACCEPT = ".h5,.hdf5,.hdf,.db,.sqlite,.npz,.xyz,.extxyz,.traj"
+_COMPACT = {"description_width": "initial"}
 #: Widths of the two figures (px): side by side in a wide notebook, one above the other in a narrow one.
 COVERAGE_WIDTH, ENERGIES_WIDTH = 480, 720
 _LABEL_FORMATS = {"energy (eV)": ",.4f", "energy − refs (eV)": "+.4f", "max |F| (eV/Å)": ".3f", "RMS F (eV/Å)": ".3f"}
@@ -81,18 +82,20 @@ class DatasetPanel(widgets.VBox):
         # --- choosing data
         names = datasets.names()
         self.builtin = widgets.Dropdown(
-            options=names, value=None, description="Built-in", layout=widgets.Layout(width="260px")
+            options=names, value=None, description="Built-in", style=_COMPACT, layout=widgets.Layout(width="250px")
         )
         self.path = widgets.Text(
             placeholder="or a file: data.h5, frames.extxyz, md17.db, sgdml.npz",
             description="File",
-            layout=widgets.Layout(width="400px"),
+            style=_COMPACT,
+            layout=widgets.Layout(width="360px"),
         )
         self.options = widgets.Text(
             placeholder="energy_unit=kcal/mol fidelity=pbe",
             description="Options",
             tooltip="reader options for the file, as key=value pairs",
-            layout=widgets.Layout(width="300px"),
+            style=_COMPACT,
+            layout=widgets.Layout(width="270px"),
         )
         self.load_button = widgets.Button(description="Load file", icon="folder-open", button_style="primary")
         self.upload = widgets.FileUpload(accept=UPLOAD_ACCEPT, multiple=False, description="Upload")
@@ -125,7 +128,9 @@ class DatasetPanel(widgets.VBox):
         self.configuration_info.add_class("wb-configuration-info")
         self.labels = widgets.HTML()
         self.labels.add_class("wb-labels")
-        self.view_box = widgets.Box(layout=widgets.Layout(width="460px", min_height="360px"))
+        self.view_box = widgets.Box(
+            layout=widgets.Layout(width="442px", height="362px", border="1px solid #e4e7eb", margin="4px 0 0 0")
+        )
         self.view_box.add_class("wb-structure")
         self.view = None
 
@@ -141,6 +146,11 @@ class DatasetPanel(widgets.VBox):
             self.error,
             self.summary,
             widgets.HBox([coverage_box, energies_box], layout=_row(flex_flow="row wrap")),
+            widgets.HTML(
+                '<div class="wb-muted" style="font-size:13px; margin:0 0 4px 10px">Total energies at different '
+                "levels differ by tens to hundreds of eV. Subtracting per-element reference energies, fitted at "
+                "each level by least squares, puts all levels on one axis.</div>"
+            ),
             widgets.HTML('<div class="wb-section">Structure browser</div>'),
             widgets.HBox(
                 [
@@ -327,10 +337,14 @@ def _row(**layout) -> widgets.Layout:
     return widgets.Layout(width="100%", align_items="flex-start", **layout)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def _summary_html(ds: Dataset, name: str) -> str:
     elements = " ".join(chemical_symbols[z] for z in ds.elements)
     n_formulas = ds.info["formula"].nunique()
-    formulas = f"{n_formulas} composition{'s' if n_formulas != 1 else ''}"
+    formulas = _count(n_formulas, "composition")
     if n_formulas == 1:
         formulas = f"composition {ds.info['formula'].iloc[0]}"
     description = ""
@@ -339,5 +353,5 @@ def _summary_html(ds: Dataset, name: str) -> str:
         description = f'<br><span class="wb-muted">{datasets.catalogue().loc[builtin, "description"]}</span>'
     return (
         f'<div class="wb-summary"><b>{name.removeprefix("builtin:")}</b>: {len(ds):,} configurations · '
-        f"{formulas} · elements {elements} · {len(ds.fidelity_names)} levels of theory{description}</div>"
+        f"{formulas} · elements {elements} · {_count(len(ds.fidelity_names), 'level')} of theory{description}</div>"
     )

@@ -73,12 +73,14 @@ def per_atom_residuals(ds: Dataset, references: pd.DataFrame | None = None) -> p
 
 
 def energy_distribution_figure(
-    ds: Dataset, residuals: pd.DataFrame | None = None, highlight: int | None = None
+    ds: Dataset, residuals: pd.DataFrame | None = None, highlight: int | None = None, max_points: int = 20_000
 ) -> go.Figure:
     """Distribution of per-atom residual energies (eV/atom) at each fidelity, one violin per level.
 
     ``residuals`` is :func:`per_atom_residuals` (computed when not given). With ``highlight``, a marked
     point shows where that configuration lies at each level (the last trace, named ``"highlight"``).
+    A level with more than ``max_points`` energies is drawn from a fixed random sample of that many
+    (its hover text says so), which keeps the browser fast on large datasets.
     """
     residuals = per_atom_residuals(ds) if residuals is None else residuals
     names = ds.fidelity_names
@@ -89,6 +91,10 @@ def energy_distribution_figure(
         values = values[np.isfinite(values)]
         if len(values) == 0:
             continue
+        shown = f"{len(values):,} configurations"
+        if len(values) > max_points:
+            shown = f"a random {max_points:,} of {len(values):,} configurations"
+            values = np.random.default_rng(0).choice(values, size=max_points, replace=False)
         fig.add_trace(
             go.Violin(
                 x=values,
@@ -101,12 +107,13 @@ def energy_distribution_figure(
                 points="all" if len(values) <= 300 else False,
                 pointpos=0,
                 jitter=0.4,
-                marker={"size": 4, "color": "rgba(30,30,30,0.55)"},
+                marker={"size": 5, "color": "white", "line": {"width": 1, "color": "rgba(30,30,30,0.75)"}},
                 box_visible=True,
                 meanline_visible=True,
                 spanmode="hard",
                 width=0.8,
-                hoverinfo="x+y",
+                hoveron="violins+points",
+                hovertemplate=f"{name}<br>%{{x:.4f}} eV/atom<extra>{shown}</extra>",
                 showlegend=False,
             )
         )
