@@ -93,7 +93,7 @@ def test_upload_loads_the_file(ani_path):
     upload = {"name": "ani.h5", "type": "", "size": len(content), "content": memoryview(content)}
     panel.upload.value = ({**upload, "last_modified": datetime.now(timezone.utc)},)
     assert panel.state.dataset_name == "ani.h5" and len(panel.state.dataset) == 8
-    assert panel.error.value == ""
+    assert panel.error.value == "" and panel.upload.value == ()
 
 
 def test_moving_the_slider_shows_that_configuration(panel):

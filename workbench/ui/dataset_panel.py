@@ -240,27 +240,31 @@ class DatasetPanel(widgets.VBox):
         if not self.path.value.strip():
             self.show_error(FileNotFoundError("type the path of a file first"), "load a file")
             return
-        try:
-            options = parse_options(self.options.value)
-        except ValueError as error:
-            self.show_error(error, "read the options")
-            return
-        self.load_path(self.path.value, **options)
+        options = self._typed_options()
+        if options is not None:
+            self.load_path(self.path.value, **options)
 
     def _on_upload(self, change) -> None:
         files = change["new"]
-        if not files:
+        options = self._typed_options() if files else None
+        if options is None:
             return
         upload = files[0]
         with tempfile.TemporaryDirectory(prefix="workbench-upload-") as folder:
             path = Path(folder) / Path(upload["name"]).name
             path.write_bytes(bytes(upload["content"]))
-            try:
-                options = parse_options(self.options.value)
-            except ValueError as error:
-                self.show_error(error, "read the options")
-                return
             self.load_path(path, **options)
+        # Forget the upload, so choosing the same file again loads it again.
+        with self._quietly():
+            self.upload.value = ()
+
+    def _typed_options(self) -> dict | None:
+        """The reader options typed in the panel, or None (with the error shown) when they do not parse."""
+        try:
+            return parse_options(self.options.value)
+        except ValueError as error:
+            self.show_error(error, "read the options")
+            return None
 
     # ----------------------------------------------------------------------------- showing
     def show_configuration(self, i: int) -> None:
@@ -268,9 +272,15 @@ class DatasetPanel(widgets.VBox):
         self.state.configuration = min(max(int(i), 0), len(self.state.dataset) - 1)
 
     def _on_dataset(self, _change) -> None:
-        ds, state = self.state.dataset, self.state
-        if ds is None:
+        if self.state.dataset is None:
             return
+        try:
+            self._show_dataset()
+        except Exception as error:  # a figure that cannot be drawn is reported, not lost in a log
+            self.show_error(error, f"show {self.state.dataset_name}")
+
+    def _show_dataset(self) -> None:
+        ds, state = self.state.dataset, self.state
         self._shown_dataset = ds
         self.summary.value = _summary_html(ds, state.dataset_name)
         replace_figure(self.coverage, coverage_figure(ds).update_layout(width=COVERAGE_WIDTH))
@@ -291,7 +301,10 @@ class DatasetPanel(widgets.VBox):
     def _on_state_configuration(self, change) -> None:
         # While a new dataset is being set, its own observer shows the configuration.
         if self.state.dataset is self._shown_dataset:
-            self._show(change["new"])
+            try:
+                self._show(change["new"])
+            except Exception as error:
+                self.show_error(error, f"show configuration {change['new']}")
 
     def _show(self, i: int) -> None:
         """Show configuration ``i``: 3D view, facts, labels and its marker in the energy plot."""
