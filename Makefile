@@ -29,8 +29,9 @@ browser-deps:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: install Debian's chromium package (the browser tests need it)"; fi; }
 
+# Opens the app notebook; run its cells (Run > Run All Cells) to start the workbench.
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/workbench.ipynb
+	$(BIN)/jupyter lab notebooks/workbench.ipynb --ServerApp.ip=127.0.0.1 $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 test: $(STAMP) browser-deps
 	$(BIN)/python -m pytest -ra $(PYTEST_ARGS)
