@@ -281,9 +281,8 @@ class Dataset:
     def _as_index(self, indices) -> np.ndarray:
         if isinstance(indices, slice):
             return np.arange(len(self))[indices]
-        idx = np.asarray(
-            list(indices) if not hasattr(indices, "__array__") and not isinstance(indices, range) else indices
-        )
+        # np.asarray handles arrays, lists and ranges; other iterables (generators) are listed first.
+        idx = np.asarray(indices if isinstance(indices, (Sequence, np.ndarray)) else list(indices))
         if idx.dtype == bool:
             if idx.shape != (len(self),):
                 raise IndexError(f"boolean selection has length {len(idx)}, dataset has {len(self)}")
