@@ -115,3 +115,25 @@ def test_coulomb_eigenvalues_ignore_atom_order_and_handle_mixed_molecules():
         descriptors(ds, "inverse_distances")
     s = descriptors(ds, "sorted_inverse_distances")
     np.testing.assert_allclose(s[0], s[1], atol=1e-12)
+
+
+def test_any_level_drives_ase_md_as_a_calculator():
+    from ase import Atoms
+
+    from workbench.qm import QMCalculator, compute_label
+
+    h2 = Atoms("H2", positions=[(0, 0, 0), (0, 0, 0.74)])
+    ds = langevin_md(
+        h2,
+        2,
+        temperature_K=300,
+        calculator=QMCalculator("hf/sto-3g"),
+        interval=2,
+        equilibration_steps=0,
+        seed=0,
+        label_as="hf/sto-3g",
+    )
+    e = ds.energy("hf/sto-3g")[0]
+    ref = compute_label(ds.numbers[:2], ds.positions[:2], "hf/sto-3g", ("energy",))["energy"]
+    assert e[0] == pytest.approx(ref, abs=1e-8)
+    assert e[0] != e[1]

@@ -69,7 +69,8 @@ def langevin_md(
     else:
         vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
     vd.Stationary(atoms)
-    vd.ZeroRotation(atoms)
+    with np.errstate(divide="ignore", invalid="ignore"):  # a linear molecule has a zero moment of inertia
+        vd.ZeroRotation(atoms)
     dyn = Langevin(
         atoms,
         timestep=timestep_fs * units.fs,
