@@ -1,0 +1,302 @@
+"""Error metrics of models on a dataset, per-configuration errors, disagreement and the worst configurations.
+
+Errors are predicted minus reference. Energies are compared per configuration and per atom; forces per
+Cartesian component (MAE, RMSE) and per atom as the norm of the error vector. Only configurations that carry a
+label count. Tables come back in eV (energies), eV/atom and eV/Å (forces), or in any energy unit ``units`` names
+(``"kcal/mol"`` gives kcal/mol and kcal/mol/Å); ``df.attrs["units"]`` says which.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from ase.data import chemical_symbols
+
+from ..data.dataset import Dataset
+from ..data.units import energy_factor
+from .evaluation import all_residuals, evaluate
+
+#: Error columns where smaller is better (used by ranking and best-per-column).
+ERROR_COLUMNS = (
+    "energy_mae",
+    "energy_rmse",
+    "energy_mae_per_atom",
+    "energy_rmse_per_atom",
+    "force_mae",
+    "force_rmse",
+    "force_norm_mae",
+    "force_norm_rmse",
+    "force_max",
+)
+
+
+def _units(units: str) -> dict[str, str]:
+    return {"energy": units, "energy_per_atom": f"{units}/atom", "forces": f"{units}/Å", "time": "s"}
+
+
+def _mae(x: np.ndarray) -> float:
+    return float(np.mean(np.abs(x))) if len(x) else np.nan
+
+
+def _rmse(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x)))) if len(x) else np.nan
+
+
+def metrics(
+    models,
+    dataset: Dataset,
+    fidelities: Sequence[str] | None = None,
+    units: str = "eV",
+    per_element: bool = True,
+    energy_shift: str = "none",
+    device: str = "cpu",
+) -> pd.DataFrame:
+    """One row per (model, head, reference fidelity) with energy and force errors.
+
+    Parameters
+    ----------
+    models
+        A model, a list or a ``{name: model}`` dict: trained models, workbench models (every head),
+        ``(model, fidelity)``, ASE calculators, level names (see :mod:`workbench.analysis._models`), or the
+        :class:`~workbench.analysis.evaluation.Evaluation` list :func:`evaluate` returned.
+    dataset
+        The configurations and their labels (a test split).
+    fidelities
+        Reference fidelities to compare to (all in the dataset when None).
+    units
+        Energy unit of the table: ``"eV"``, ``"meV"``, ``"kcal/mol"``, ``"kJ/mol"``, ``"hartree"``.
+    per_element
+        Add force MAE and RMSE per element (``force_mae_H``, ``force_rmse_H``, ...).
+    energy_shift
+        ``"mean"`` removes each model's mean signed energy error (for comparing levels with different zeros).
+
+    Columns: ``model, head, fidelity, n_parameters, eval_time_s, time_per_configuration_ms, n_energy,
+    energy_mae, energy_rmse, energy_mae_per_atom, energy_rmse_per_atom, energy_max, n_forces, force_mae,
+    force_rmse, force_norm_mae, force_norm_rmse, force_max`` (component errors; ``force_norm_*`` and
+    ``force_max`` are per atom, of the error vector's length). All but the component MAE are invariant under
+    rotations of the molecules; the component MAE depends on the orientation of the axes.
+    """
+    scale = 1.0 / energy_factor(units)
+    rows = []
+    elements = [int(z) for z in dataset.elements]
+    for r in all_residuals(models, dataset, fidelities, energy_shift, device=device):
+        ev = r.evaluation
+        e = r.energy_error * scale
+        e_atom = e / r.n_atoms if len(e) else e
+        f = r.force_error * scale
+        norm = np.linalg.norm(f, axis=1)
+        row = {
+            "model": ev.model,
+            "head": ev.head,
+            "fidelity": r.fidelity,
+            "n_parameters": ev.n_parameters,
+            "eval_time_s": ev.wall_time_s,
+            "time_per_configuration_ms": 1e3 * ev.wall_time_s / max(ev.n_configurations, 1),
+            "n_energy": len(e),
+            "energy_mae": _mae(e),
+            "energy_rmse": _rmse(e),
+            "energy_mae_per_atom": _mae(e_atom),
+            "energy_rmse_per_atom": _rmse(e_atom),
+            "energy_max": float(np.abs(e).max()) if len(e) else np.nan,
+            "n_forces": len(np.unique(r.atom_configuration)),
+            "force_mae": _mae(f),
+            "force_rmse": _rmse(f),
+            "force_norm_mae": _mae(norm),
+            "force_norm_rmse": _rmse(norm),
+            "force_max": float(norm.max()) if len(norm) else np.nan,
+        }
+        if per_element:
+            for z in elements:
+                fz = f[r.numbers == z]
+                row[f"force_mae_{chemical_symbols[z]}"] = _mae(fz)
+                row[f"force_rmse_{chemical_symbols[z]}"] = _rmse(fz)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out["n_parameters"] = out["n_parameters"].astype("Int64") if len(out) else out.get("n_parameters")
+    out.attrs["units"] = _units(units)
+    return out
+
+
+def error_columns(table: pd.DataFrame) -> list[str]:
+    """The columns of a :func:`metrics` table where smaller is better."""
+    extra = [c for c in table.columns if c.startswith(("force_mae_", "force_rmse_"))]
+    return [c for c in ERROR_COLUMNS if c in table.columns] + extra
+
+
+def rank(table: pd.DataFrame, by: str = "force_rmse") -> pd.DataFrame:
+    """The :func:`metrics` table sorted by ``by`` within each fidelity, with a ``rank`` column (1 = best).
+
+    Missing values (a model with no forces against that fidelity) rank last.
+    """
+    if by not in table.columns:
+        raise KeyError(f"no column {by!r} to rank by; choose from {error_columns(table)}")
+    out = table.copy()
+    out["rank"] = out.groupby("fidelity")[by].rank(method="min", na_option="bottom").astype(int)
+    out = out.sort_values(["fidelity", "rank"], kind="stable").reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    return out
+
+
+def best_per_column(table: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """For each fidelity (rows) and error column (columns), the model with the smallest value.
+
+    Several heads of one model are told apart as ``model · head``.
+    """
+    columns = list(columns) if columns is not None else error_columns(table)
+    names = _row_names(table)
+    out = {}
+    for fid, group in table.groupby("fidelity", sort=False):
+        best = {}
+        for col in columns:
+            values = group[col].astype(float)
+            best[col] = names[values.idxmin()] if values.notna().any() else None
+        out[fid] = best
+    return pd.DataFrame.from_dict(out, orient="index")[columns]
+
+
+def _row_names(table: pd.DataFrame) -> pd.Series:
+    several = table.groupby("model")["head"].transform("nunique") > 1
+    return table["model"].where(~several, table["model"] + " · " + table["head"].astype(str))
+
+
+def configuration_errors(
+    models,
+    dataset: Dataset,
+    fidelities: Sequence[str] | None = None,
+    units: str = "eV",
+    energy_shift: str = "none",
+) -> pd.DataFrame:
+    """One row per (model, head, reference fidelity, configuration) that has an energy or force label.
+
+    Columns: ``configuration`` (dataset index), ``formula``, ``n_atoms``, ``energy_reference``,
+    ``energy_predicted``, ``energy_error``, ``energy_error_per_atom`` (NaN without an energy label),
+    ``force_mae``, ``force_rmse`` (components) and ``force_max`` (largest per-atom error norm), NaN without forces.
+    """
+    scale = 1.0 / energy_factor(units)
+    frames = []
+    for r in all_residuals(models, dataset, fidelities, energy_shift):
+        ev = r.evaluation
+        n = len(dataset)
+        table = pd.DataFrame(
+            {"configuration": np.arange(n), "formula": dataset.info["formula"].to_numpy(), "n_atoms": dataset.n_atoms}
+        )
+        for col in ("energy_reference", "energy_predicted", "energy_error", "energy_error_per_atom"):
+            table[col] = np.nan
+        conf = r.energy_configurations
+        table.loc[conf, "energy_reference"] = r.energy_reference * scale
+        table.loc[conf, "energy_error"] = r.energy_error * scale
+        table.loc[conf, "energy_predicted"] = (r.energy_reference + r.energy_error) * scale
+        table.loc[conf, "energy_error_per_atom"] = r.energy_error * scale / r.n_atoms
+        sq = np.bincount(r.atom_configuration, np.square(r.force_error).sum(axis=1), minlength=n)
+        ab = np.bincount(r.atom_configuration, np.abs(r.force_error).sum(axis=1), minlength=n)
+        count = np.bincount(r.atom_configuration, minlength=n) * 3
+        norm_max = np.full(n, np.nan)
+        np.fmax.at(norm_max, r.atom_configuration, np.linalg.norm(r.force_error, axis=1))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table["force_mae"] = np.where(count > 0, ab / count, np.nan) * scale
+            table["force_rmse"] = np.where(count > 0, np.sqrt(sq / count), np.nan) * scale
+        table["force_max"] = norm_max * scale
+        table = table[table["energy_error"].notna() | table["force_rmse"].notna()]
+        table.insert(0, "fidelity", r.fidelity)
+        table.insert(0, "head", ev.head)
+        table.insert(0, "model", ev.model)
+        frames.append(table)
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    out.attrs["units"] = _units(units)
+    return out
+
+
+def _aligned(energies: np.ndarray, composition: np.ndarray) -> np.ndarray:
+    """Energies ``(M, N)`` of M members, each shifted by per-element constants (least squares on composition)
+    towards the members' mean: a constant offset between levels is not a disagreement about the surface."""
+    centre = energies.mean(axis=0)
+    out = energies.copy()
+    for m in range(len(energies)):
+        coef, *_ = np.linalg.lstsq(composition, energies[m] - centre, rcond=None)
+        out[m] = energies[m] - composition @ coef
+    return out
+
+
+def disagreement(
+    models, dataset: Dataset, fidelities: Sequence[str] | None = None, units: str = "eV", device: str = "cpu"
+) -> pd.DataFrame:
+    """Spread between heads or models on every configuration: a label-free, per-configuration uncertainty.
+
+    Every head of every model is a member (restrict the heads with ``fidelities``; at least two members). Energies
+    are first aligned per member by per-element constants, so the levels' different zeros do not count.
+    Columns: ``configuration``, ``formula``, ``n_atoms``, ``energy_std`` (standard deviation over members, in
+    ``units``), ``energy_std_per_atom``, ``force_std`` (root mean square over the atoms of the members' spread of
+    the force vector, ``units``/Å) and ``force_std_max`` (largest per-atom spread) — the query-by-committee
+    measure of e.g. Smith et al., J. Chem. Phys. 148, 241733 (2018).
+    """
+    members = evaluate(models, dataset, device=device, all_heads=True)
+    if fidelities is not None:
+        wanted = {dataset.fidelity(f).name if f in dataset.labels else f for f in fidelities}
+        members = [m for m in members if m.head is None or m.head in wanted]
+    if len(members) < 2:
+        raise ValueError(f"disagreement needs at least two heads or models, got {[m.label for m in members]}")
+    scale = 1.0 / energy_factor(units)
+    energies = _aligned(np.stack([m.energy for m in members]), dataset.composition_matrix().astype(float))
+    forces = np.stack([m.forces for m in members])  # (M, A, 3)
+    spread = np.sqrt(forces.var(axis=0).sum(axis=1))  # (A,) length of the per-atom standard deviation vector
+    n = len(dataset)
+    atom_conf = np.repeat(np.arange(n), dataset.n_atoms)
+    e_std = energies.std(axis=0) * scale
+    rms = np.sqrt(np.bincount(atom_conf, spread**2, minlength=n) / np.maximum(dataset.n_atoms, 1)) * scale
+    worst = np.zeros(n)
+    np.maximum.at(worst, atom_conf, spread * scale)
+    out = pd.DataFrame(
+        {
+            "configuration": np.arange(n),
+            "formula": dataset.info["formula"].to_numpy(),
+            "n_atoms": dataset.n_atoms,
+            "energy_std": e_std,
+            "energy_std_per_atom": e_std / dataset.n_atoms,
+            "force_std": rms,
+            "force_std_max": worst,
+        }
+    )
+    out.attrs["units"] = _units(units)
+    out.attrs["members"] = [m.label for m in members]
+    return out
+
+
+def worst_configurations(
+    table_or_models,
+    dataset: Dataset | None = None,
+    n: int = 10,
+    by: str | None = None,
+    fidelities: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The ``n`` configurations with the largest error or disagreement, worst first: candidates for relabeling
+    at the high level.
+
+    Pass a table from :func:`configuration_errors` or :func:`disagreement`, or models and a dataset (then the
+    errors are computed; ``by`` may be ``"disagreement"`` to rank by :func:`disagreement` ``force_std``). ``by``
+    is a column (default ``force_rmse`` for errors, ``force_std`` for disagreement; energies rank by absolute
+    value). With several models or fidelities in the table, each configuration counts with its worst row.
+    """
+    if isinstance(table_or_models, pd.DataFrame):
+        table = table_or_models
+    else:
+        if dataset is None:
+            raise ValueError("worst_configurations needs the dataset when given models")
+        if by == "disagreement":
+            table, by = disagreement(table_or_models, dataset, fidelities), "force_std"
+        else:
+            table = configuration_errors(table_or_models, dataset, fidelities)
+    if by is None:
+        by = "force_std" if "force_std" in table else "force_rmse"
+        if table[by].isna().all():
+            by = "energy_std_per_atom" if "energy_std_per_atom" in table else "energy_error_per_atom"
+    if by not in table.columns:
+        raise KeyError(f"no column {by!r}; choose from {list(table.columns)}")
+    score = table[by].abs() if by.startswith("energy") else table[by]
+    ranked = table.assign(score=score).dropna(subset=["score"])
+    ranked = ranked.sort_values("score", ascending=False, kind="stable").drop_duplicates("configuration")
+    out = ranked.head(n).reset_index(drop=True)
+    out.attrs = dict(table.attrs)
+    out.attrs["ranked_by"] = by
+    return out

@@ -1,0 +1,298 @@
+"""Harmonic vibrational analysis: relax, Hessian, frequencies (cm^-1) and normal modes, for a model or a
+level of theory, and the table that sets them side by side.
+
+A model's Hessian is exact, by autograd through the network (:func:`workbench.calculator.hessian`); an ASE
+calculator's comes from central differences of its forces. Reference Hessians come from PySCF's analytic
+second derivatives for HF and DFT (:func:`pyscf_hessian`, here because the QM engine computes energies and
+gradients only) or from central differences of the QM engine's gradients for other levels; they are kept on
+disk, keyed by the starting geometry and the level with all its settings. Translations and rotations are
+projected out of the mass-weighted Hessian before diagonalising (Wilson, Decius & Cross, *Molecular
+Vibrations*, 1955). Units: eV/Å^2 for Hessians, cm^-1 for wavenumbers (imaginary ones as negative numbers),
+Å for displacements.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from ase import Atoms
+from ase.data import chemical_symbols
+
+from ..qm.sampling import normal_modes, wavenumbers
+from ._models import finite_difference_hessian, predictors
+from .coordinates import bonds
+
+#: Wavenumber windows (cm^-1) where X-H stretches appear, for marking figures.
+STRETCH_REGIONS = {"C-H stretch": (2800.0, 3150.0), "N-H stretch": (3300.0, 3500.0), "O-H stretch": (3200.0, 3800.0)}
+
+
+@dataclass
+class VibrationsResult:
+    """Harmonic analysis of one model head or level at one geometry.
+
+    Attributes
+    ----------
+    name
+        The model head's label or the level's name.
+    atoms
+        The geometry analysed (relaxed unless asked not to), Å.
+    hessian
+        ``(3n, 3n)`` eV/Å^2, atom-major (x0, y0, z0, x1, ...).
+    frequencies
+        ``(m,)`` harmonic wavenumbers in cm^-1, ascending; imaginary ones negative. ``m = 3n - 6`` (5 if linear).
+    modes
+        ``(m, n, 3)`` Cartesian displacement of each mode, unit norm over all atoms.
+    mass_weighted
+        ``(3n, m)`` orthonormal eigenvectors of the mass-weighted Hessian.
+    characters
+        Per mode, ``"O-H stretch"``-like when one kind of bond stretch carries most of the motion, else ``""``.
+    max_force
+        Largest force (eV/Å) left on an atom at ``atoms``: the frequencies are only meaningful near zero.
+    """
+
+    name: str
+    atoms: Atoms = field(repr=False)
+    hessian: np.ndarray = field(repr=False)
+    frequencies: np.ndarray
+    modes: np.ndarray = field(repr=False)
+    mass_weighted: np.ndarray = field(repr=False)
+    characters: list[str] = field(default_factory=list)
+    max_force: float = float("nan")
+
+    def table(self) -> pd.DataFrame:
+        """One row per mode: ``mode``, ``frequency`` (cm^-1), ``character``."""
+        return pd.DataFrame(
+            {"mode": np.arange(len(self.frequencies)), "frequency": self.frequencies, "character": self.characters}
+        )
+
+
+def stretch_characters(atoms: Atoms, modes: np.ndarray, threshold: float = 0.5) -> list[str]:
+    """Name each mode after the kind of bond whose stretching carries more than ``threshold`` of its motion.
+
+    The stretch of bond ``i-j`` in a unit-norm displacement ``d`` is ``(d_j - d_i) · e_ij``; a pure O-H stretch
+    puts nearly all of ``|d|^2`` there, a bend or torsion almost none.
+    """
+    pairs = bonds(atoms)
+    if not pairs:
+        return [""] * len(modes)
+    i, j = np.array(pairs).T
+    e = atoms.positions[j] - atoms.positions[i]
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    kinds = []
+    for a, b in zip(i, j, strict=True):
+        za, zb = sorted((atoms.numbers[a], atoms.numbers[b]), reverse=True)
+        kinds.append(f"{chemical_symbols[za]}-{chemical_symbols[zb]}")
+    kinds = np.array(kinds)
+    out = []
+    for d in modes:
+        stretch = np.einsum("bk,bk->b", d[j] - d[i], e) ** 2
+        total = float(np.sum(d**2))
+        best, share = "", 0.0
+        for kind in np.unique(kinds):
+            s = float(stretch[kinds == kind].sum()) / total
+            if s > share:
+                best, share = kind, s
+        out.append(f"{best} stretch" if share > threshold else "")
+    return out
+
+
+def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_force: float = np.nan):
+    """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`."""
+    hessian = np.asarray(hessian, dtype=float)
+    n3 = 3 * len(atoms)
+    if hessian.shape != (n3, n3):
+        raise ValueError(f"Hessian has shape {hessian.shape}, expected ({n3}, {n3}) for {len(atoms)} atoms")
+    omega2, vectors = normal_modes(atoms, 0.5 * (hessian + hessian.T))
+    cart = vectors / np.repeat(np.sqrt(atoms.get_masses()), 3)[:, None]
+    cart = (cart / np.linalg.norm(cart, axis=0)).T.reshape(-1, len(atoms), 3)
+    return VibrationsResult(
+        name, atoms.copy(), hessian, wavenumbers(omega2), cart, vectors, stretch_characters(atoms, cart), max_force
+    )
+
+
+def _relax(atoms: Atoms, calc, fmax: float, steps: int) -> tuple[Atoms, float]:
+    """BFGS to ``fmax`` eV/Å in at most ``steps`` steps (none: the geometry as given) and the largest force left."""
+    from ase.optimize import BFGS
+
+    work = Atoms(numbers=atoms.numbers, positions=atoms.positions.copy())
+    work.calc = calc
+    if steps > 0:
+        BFGS(work, logfile=None).run(fmax=fmax, steps=steps)
+    forces = work.get_forces()
+    out = Atoms(numbers=work.numbers, positions=work.positions.copy())
+    return out, float(np.linalg.norm(forces, axis=1).max())
+
+
+def vibrations(
+    model,
+    atoms: Atoms,
+    fidelity: str | None = None,
+    relax: bool = True,
+    fmax: float = 1e-3,
+    steps: int = 1000,
+    device: str = "cpu",
+) -> VibrationsResult | list[VibrationsResult]:
+    """Relax ``atoms`` with the model (BFGS to ``fmax`` eV/Å), then harmonic frequencies and modes at the minimum.
+
+    ``model`` as for every analysis (a trained model, a workbench model and ``fidelity``, an ASE calculator, a level
+    name). A model with several heads and no ``fidelity`` gives a list, one result per head.
+    """
+    heads = predictors(model, fidelity, device=device)
+    out = []
+    for head in heads:
+        geometry, max_force = _relax(atoms, head.calculator(), fmax, steps if relax else 0)
+        out.append(harmonic_analysis(geometry, head.hessian(geometry), head.label, max_force))
+    return out[0] if len(out) == 1 else out
+
+
+# --------------------------------------------------------------------------------------------- reference
+def pyscf_hessian(atoms: Atoms, level) -> np.ndarray:
+    """Analytic HF or DFT Hessian (eV/Å^2, ``(3n, 3n)``) from PySCF at ``level`` (a name or
+    :class:`~workbench.qm.Level`, with its settings: basis, functional, grid, density fitting, convergence)."""
+    from ase.units import Bohr, Hartree
+
+    from ..qm.levels import Level, spin_of
+    from ..qm.pyscf_backend import _mean_field, build_molecule
+
+    level = level if isinstance(level, Level) else Level(level)
+    if level.kind not in ("hf", "dft"):
+        raise ValueError(f"PySCF has analytic Hessians for HF and DFT only, not {level.name!r}")
+    charge = int(level.settings["charge"])
+    spin = spin_of(atoms.numbers, charge, level.settings["multiplicity"])
+    mol = build_molecule(atoms.numbers, atoms.positions, level, charge, spin)
+    mf = _mean_field(mol, level)
+    mf.kernel()
+    if not mf.converged:
+        raise RuntimeError(f"{level.name}: SCF did not converge at this geometry; no Hessian")
+    h = mf.Hessian().kernel()  # (n, n, 3, 3) Hartree/Bohr^2
+    n = len(atoms)
+    return np.asarray(h).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * (Hartree / Bohr**2)
+
+
+def _cache_file(cache: Path, atoms: Atoms, level, method: str, relax: bool, fmax: float) -> Path:
+    from ..qm.store import configuration_key
+
+    h = hashlib.sha256(f"{level.key}|{method}|{relax}|{fmax:g}".encode()).hexdigest()[:16]
+    key = configuration_key(atoms.numbers, atoms.positions, level.settings["charge"], level.settings["multiplicity"])
+    return cache / "hessians" / f"{key}-{h}.npz"
+
+
+def reference_vibrations(
+    atoms: Atoms,
+    level,
+    method: str = "auto",
+    relax: bool = True,
+    fmax: float = 1e-3,
+    steps: int = 200,
+    delta: float = 0.005,
+    cache: str | Path | None | bool = None,
+) -> VibrationsResult:
+    """Harmonic frequencies at a level of theory, relaxed at that level first.
+
+    ``method``: ``"analytic"`` (PySCF's HF/DFT Hessian), ``"finite-difference"`` (central differences of the QM
+    engine's gradients, step ``delta`` Å: 6n gradients), or ``"auto"`` (analytic where PySCF has it). The relaxed
+    geometry and the Hessian are saved as ``.npz`` (arrays only) under ``cache`` (a directory; None for
+    :func:`~workbench.analysis.pes.default_cache`; False for no cache), keyed by the starting geometry, the level's
+    settings, the method and ``fmax``, so asking again costs nothing.
+    """
+    from ..qm import Level, QMCalculator
+    from .pes import default_cache
+
+    level = level if isinstance(level, Level) else Level(level)
+    if method == "auto":
+        method = "analytic" if level.kind in ("hf", "dft") else "finite-difference"
+    if method not in ("analytic", "finite-difference"):
+        raise ValueError(f"method must be 'analytic', 'finite-difference' or 'auto', got {method!r}")
+    path = None
+    if cache is not False:
+        root = Path(default_cache() if cache in (None, True) else cache)
+        path = _cache_file(root, atoms, level, method, relax, fmax)
+        if path.is_file():
+            with np.load(path, allow_pickle=False) as saved:
+                geometry = Atoms(numbers=saved["numbers"], positions=saved["positions"])
+                return harmonic_analysis(geometry, saved["hessian"], level.name, float(saved["max_force"]))
+    calc = QMCalculator(level)
+    geometry, max_force = _relax(atoms, calc, fmax, steps if relax else 0)
+    if method == "analytic":
+        hess = pyscf_hessian(geometry, level)
+    else:
+        hess = finite_difference_hessian(geometry, calc, delta)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.stem + ".tmp.npz")
+        np.savez(tmp, numbers=geometry.numbers, positions=geometry.positions, hessian=hess, max_force=max_force)
+        tmp.replace(path)
+    return harmonic_analysis(geometry, hess, level.name, max_force)
+
+
+# --------------------------------------------------------------------------------------------- comparison
+def match_modes(result: VibrationsResult, reference: VibrationsResult) -> np.ndarray:
+    """For each reference mode, the index of the model's mode that looks most like it (largest overlap of the
+    mass-weighted eigenvectors, one-to-one); plain frequency order when the mode counts differ."""
+    from scipy.optimize import linear_sum_assignment
+
+    m_ref, m = reference.mass_weighted.shape[1], result.mass_weighted.shape[1]
+    if m != m_ref or len(result.atoms) != len(reference.atoms):
+        return np.arange(min(m, m_ref))
+    overlap = np.abs(reference.mass_weighted.T @ result.mass_weighted)
+    rows, cols = linear_sum_assignment(-overlap)
+    return cols[np.argsort(rows)]
+
+
+def frequency_table(
+    results: VibrationsResult | Sequence[VibrationsResult] | Mapping[str, VibrationsResult],
+    reference: VibrationsResult | None = None,
+    match: str = "overlap",
+) -> pd.DataFrame:
+    """Frequencies of several models side by side (cm^-1), with the reference and each model's error.
+
+    One row per mode (of the reference, or of the first result): ``mode``, ``character`` (e.g. ``"C-H stretch"``,
+    from the reference's mode shapes), ``reference``, then per model ``<name>`` and ``<name> error`` (model minus
+    reference). ``match="overlap"`` pairs modes by shape (:func:`match_modes`), ``"order"`` by rank.
+    """
+    if isinstance(results, VibrationsResult):
+        results = [results]
+    named = dict(results) if isinstance(results, Mapping) else {r.name: r for r in results}
+    if not named:
+        raise ValueError("no vibrational results to tabulate")
+    base = reference if reference is not None else next(iter(named.values()))
+    table = pd.DataFrame({"mode": np.arange(len(base.frequencies)), "character": base.characters})
+    if reference is not None:
+        table["reference"] = reference.frequencies
+    for name, res in named.items():
+        if reference is not None and match == "overlap":
+            idx = match_modes(res, reference)
+        else:
+            idx = np.arange(min(len(res.frequencies), len(base.frequencies)))
+        values = np.full(len(base.frequencies), np.nan)
+        values[: len(idx)] = res.frequencies[idx]
+        table[name] = values
+        if reference is not None:
+            table[f"{name} error"] = values - reference.frequencies
+    table.attrs["units"] = "cm^-1"
+    table.attrs["models"] = list(named)
+    return table
+
+
+def mode_trajectory(result: VibrationsResult, mode: int, amplitude: float = 0.25, n_frames: int = 24) -> list[Atoms]:
+    """Frames of one period of ``mode``: ``x0 + amplitude sin(2πk/n_frames) d`` with ``d`` scaled so that the
+    atom that moves most moves ``amplitude`` Å. Every frame carries the displacement (Å) in
+    ``atoms.arrays["mode"]`` for drawing arrows, and the wavenumber in ``atoms.info["frequency_cm-1"]``."""
+    d = result.modes[int(mode)]
+    d = d / np.linalg.norm(d, axis=1).max()
+    frames = []
+    for k in range(n_frames):
+        a = Atoms(
+            numbers=result.atoms.numbers,
+            positions=result.atoms.positions + amplitude * np.sin(2 * np.pi * k / n_frames) * d,
+        )
+        a.arrays["mode"] = amplitude * d
+        a.info["frequency_cm-1"] = float(result.frequencies[int(mode)])
+        a.info["mode"] = int(mode)
+        frames.append(a)
+    return frames
