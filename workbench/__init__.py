@@ -1,7 +1,15 @@
 """workbench: a Jupyter workbench for multi-fidelity machine-learning interatomic potentials.
 
+>>> import workbench as wb
+>>> ds = wb.load("ani1x_sample.h5")            # or wb.datasets.builtin("ethanol")
+>>> job = wb.train(ds, family="hipnn", recipe="multifidelity")
+>>> model = job.result()
+>>> wb.analysis.metrics([model], ds)
+
 Internal units are eV and Å (forces eV/Å).
 """
+
+from importlib import import_module
 
 from . import datasets
 from .data import Dataset, DatasetError, Fidelity
@@ -9,13 +17,27 @@ from .data.io import load
 
 __version__ = "0.1.0"
 
-__all__ = ["Dataset", "DatasetError", "Fidelity", "datasets", "load", "Workbench", "__version__"]
+# Entry points whose modules pull in torch, PySCF or the widget stack load on first use, so
+# `import workbench` stays quick for a script that only reads data.
+_LAZY = {
+    "train": ("workbench.training", "train"),
+    "TrainedModel": ("workbench.training", "TrainedModel"),
+    "label": ("workbench.qm", "label"),
+    "analysis": ("workbench.analysis", None),
+    "models": ("workbench.models", None),
+    "Workbench": ("workbench.ui", "Workbench"),
+}
+
+__all__ = ["Dataset", "DatasetError", "Fidelity", "datasets", "load", "__version__", *_LAZY]
 
 
 def __getattr__(name):
-    # The UI pulls in ipywidgets, plotly and nglview: import it only when asked for.
-    if name == "Workbench":
-        from .ui import Workbench
-
-        return Workbench
+    if name in _LAZY:
+        module, attribute = _LAZY[name]
+        value = import_module(module)
+        return value if attribute is None else getattr(value, attribute)
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
