@@ -146,20 +146,21 @@ class Coordinate:
 
     def apply(self, atoms: Atoms, value: float) -> Atoms:
         """A copy of ``atoms`` with the coordinate set to ``value`` (call :meth:`prepare` first)."""
-        if self.moving is None:
-            self.prepare(atoms)
         out = atoms.copy()
         out.calc = None
+        if self.kind == "mode":
+            out.positions = atoms.positions + float(value) * self.vector
+            return out
+        if self.moving is None:
+            self.prepare(atoms)
         idx = [int(i) for i in self.moving]
         seq = self.order
         if self.kind == "bond":
             out.set_distance(seq[0], seq[1], float(value), fix=0, indices=idx)
         elif self.kind == "angle":
             out.set_angle(seq[0], seq[1], seq[2], float(value), indices=idx)
-        elif self.kind == "dihedral":
-            out.set_dihedral(seq[0], seq[1], seq[2], seq[3], float(value), indices=idx)
         else:
-            out.positions = atoms.positions + float(value) * self.vector
+            out.set_dihedral(seq[0], seq[1], seq[2], seq[3], float(value), indices=idx)
         return out
 
 

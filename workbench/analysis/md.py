@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from ase import Atoms, units
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution, Stationary, ZeroRotation
+from ase.md.velocitydistribution import Stationary, ZeroRotation, thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 
 from ._models import predictors
@@ -108,7 +108,7 @@ def md_stability(
     work = atoms.copy()
     work.calc = head.calculator()
     rng = np.random.default_rng(seed)
-    MaxwellBoltzmannDistribution(work, temperature_K=temperature_K, rng=rng, force_temp=True)
+    thermalize_momenta(work, temperature_K, exact_temperature=True, rng=rng)
     Stationary(work)
     with np.errstate(invalid="ignore", divide="ignore"):  # a linear molecule has no moment about its axis
         ZeroRotation(work)

@@ -50,6 +50,8 @@ class ScanResult:
         The level (or calculator) that gave the reference.
     measured
         ``(n_points, n_coordinates)`` values of the coordinates measured in each frame (Å or degrees).
+    reference_computed
+        How many reference points were computed by this call (the rest came from the cache).
     """
 
     coordinates: list[Coordinate]
@@ -58,6 +60,7 @@ class ScanResult:
     reference: np.ndarray | None = None
     reference_name: str | None = None
     measured: np.ndarray | None = field(default=None, repr=False)
+    reference_computed: int = 0
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -133,10 +136,12 @@ def reference_energies(
     cache: str | Path | None | bool = None,
     workers: int | None = None,
     progress=False,
-) -> tuple[np.ndarray, str]:
-    """Energies (eV) of ``frames`` with a reference: a level name or :class:`~workbench.qm.Level` (through the
-    QM engine, cached in ``cache``: a directory, None for :func:`default_cache`, False for memory only), or any
-    ASE calculator (computed directly). Failed calculations give NaN."""
+) -> tuple[np.ndarray, str, int]:
+    """Energies (eV) of ``frames`` with a reference, its name, and how many were computed now (not cached).
+
+    ``reference`` is a level name or :class:`~workbench.qm.Level` (through the QM engine, cached in ``cache``: a
+    directory, None for :func:`default_cache`, False for memory only), or any ASE calculator (computed directly).
+    Failed calculations give NaN."""
     if isinstance(reference, Calculator):
         out = np.zeros(len(frames))
         for k, frame in enumerate(frames):
@@ -144,7 +149,7 @@ def reference_energies(
             a.calc = reference
             out[k] = a.get_potential_energy()
         name = getattr(getattr(reference, "level", None), "name", None) or type(reference).__name__
-        return out, name
+        return out, name, len(frames)
     from ..qm import Level, label
 
     level = reference if isinstance(reference, Level) else Level(reference)
@@ -154,7 +159,7 @@ def reference_energies(
     )
     ds = job.result()
     energy, mask = ds.energy(level.name)
-    return np.where(mask, energy, np.nan), level.name
+    return np.where(mask, energy, np.nan), level.name, int(job.n_computed)
 
 
 def scan(
@@ -207,12 +212,12 @@ def scan(
     for p in predictors(models, fidelity, device=device):
         columns[p.label], _ = p.evaluate_atoms(frames)
     energies = pd.DataFrame(columns)
-    ref, ref_name = None, None
+    ref, ref_name, computed = None, None, 0
     if reference is not None:
         step = max(int(reference_every), 1)
         chosen = np.zeros(tuple(len(c.values) for c in coords), bool)
         chosen[tuple(slice(None, None, step) for _ in coords)] = True
         idx = np.flatnonzero(chosen.ravel())
         ref = np.full(len(frames), np.nan)
-        ref[idx], ref_name = reference_energies([frames[i] for i in idx], reference, cache, workers)
-    return ScanResult(coords, frames, energies, ref, ref_name, measured)
+        ref[idx], ref_name, computed = reference_energies([frames[i] for i in idx], reference, cache, workers)
+    return ScanResult(coords, frames, energies, ref, ref_name, measured, computed)

@@ -24,25 +24,25 @@ from ..data.units import energy_factor
 from .pes import ScanResult
 
 
-def _second_derivative(x: np.ndarray, y: np.ndarray, periodic: bool, period: float = 360.0):
-    """Second derivative at interior points of a possibly non-uniform grid (all points when periodic)
-    and the spacing weights to integrate it."""
-    if periodic:
-        x = np.concatenate([[x[-1] - period], x, [x[0] + period]])
-        y = np.concatenate([[y[-1]], y, [y[0]]])
-    h = np.diff(x)
+def _second_differences(x: np.ndarray, y: np.ndarray, axis: int = 0) -> np.ndarray:
+    """Second derivative at the interior points along ``axis`` of a possibly non-uniform grid ``x``."""
+    y = np.moveaxis(y, axis, 0)
+    h = np.diff(x).reshape((-1,) + (1,) * (y.ndim - 1))
     d2 = 2.0 * ((y[2:] - y[1:-1]) / h[1:] - (y[1:-1] - y[:-2]) / h[:-1]) / (h[1:] + h[:-1])
-    weights = 0.5 * (h[1:] + h[:-1])
-    return d2, weights
+    return np.moveaxis(d2, 0, axis)
 
 
-def roughness_1d(x, y, periodic: bool = False) -> float:
-    """∫ (d²y/dx²)² dx by finite differences (units of y² per x³)."""
+def roughness_1d(x, y, periodic: bool = False, period: float = 360.0) -> float:
+    """∫ (d²y/dx²)² dx by finite differences (units of y² per x³): over the interior points (the trapezoid rule),
+    or over the whole turn when ``periodic``."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     if len(x) < 3:
         return float("nan")
-    d2, w = _second_derivative(x, y, periodic)
-    return float(np.sum(d2**2 * w))
+    if periodic:
+        xp = np.concatenate([[x[-1] - period], x, [x[0] + period]])
+        d2 = _second_differences(xp, np.concatenate([[y[-1]], y, [y[0]]]))
+        return float(np.sum(d2**2 * 0.5 * (xp[2:] - xp[:-2])))
+    return float(np.trapezoid(_second_differences(x, y) ** 2, x[1:-1]))
 
 
 def count_extrema_1d(y, periodic: bool = False, tolerance: float = 0.0) -> int:
@@ -85,15 +85,15 @@ def count_extrema_2d(z, tolerance: float = 0.0, periodic: tuple[bool, bool] = (F
 
 
 def roughness_2d(x1, x2, z) -> float:
-    """Thin-plate energy ∫∫ (z_11² + 2 z_12² + z_22²) dx1 dx2 on a rectangular grid."""
+    """Thin-plate energy ∫∫ (z_11² + 2 z_12² + z_22²) dx1 dx2 over the interior of a rectangular grid."""
     x1, x2, z = np.asarray(x1, float), np.asarray(x2, float), np.asarray(z, float)
     if min(z.shape) < 3:
         return float("nan")
-    g1, g2 = np.gradient(z, x1, x2)
-    z11, z12 = np.gradient(g1, x1, x2)
-    _, z22 = np.gradient(g2, x1, x2)
+    z11 = _second_differences(x1, z, axis=0)[:, 1:-1]
+    z22 = _second_differences(x2, z, axis=1)[1:-1, :]
+    z12 = (z[2:, 2:] - z[2:, :-2] - z[:-2, 2:] + z[:-2, :-2]) / np.outer(x1[2:] - x1[:-2], x2[2:] - x2[:-2])
     density = z11**2 + 2 * z12**2 + z22**2
-    return float(np.trapezoid(np.trapezoid(density, x2, axis=1), x1))
+    return float(np.trapezoid(np.trapezoid(density, x2[1:-1], axis=1), x1[1:-1]))
 
 
 def _reference_on_grid(x: np.ndarray, ref: np.ndarray, periodic: bool) -> np.ndarray:

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ase import Atoms
+from ase import Atoms, units
 from ase.data import chemical_symbols
 
-from ..qm.sampling import normal_modes, wavenumbers
 from ._models import finite_difference_hessian, predictors
 from .coordinates import bonds
 
@@ -101,17 +100,47 @@ def stretch_characters(atoms: Atoms, modes: np.ndarray, threshold: float = 0.5) 
     return out
 
 
+def internal_basis(atoms: Atoms) -> np.ndarray:
+    """Orthonormal ``(3n, 3n - r)`` basis of mass-weighted displacements free of translations and rotations
+    (``r`` = 6, or 5 for a linear molecule: the rank of the rigid motions, found by SVD so that numerical noise
+    off a molecular axis cannot pass for a rotation)."""
+    masses = atoms.get_masses()
+    sq = np.sqrt(masses)
+    centred = atoms.positions - atoms.get_center_of_mass()
+    rigid = []
+    for axis in np.eye(3):
+        rigid.append((sq[:, None] * axis[None, :]).ravel())
+        rigid.append((sq[:, None] * np.cross(axis[None, :], centred)).ravel())
+    u, s, _ = np.linalg.svd(np.array(rigid).T, full_matrices=True)
+    rank = int(np.sum(s > 1e-6 * s.max()))
+    return u[:, rank:]
+
+
+def to_wavenumbers(omega2: np.ndarray) -> np.ndarray:
+    """Eigenvalues of the mass-weighted Hessian, eV/(Å^2 amu), to wavenumbers in cm^-1 (imaginary ones negative)."""
+    omega = np.sqrt(np.abs(omega2) * units._e / units._amu) * 1e10  # rad/s
+    return np.sign(omega2) * omega / (2 * np.pi * units._c * 100)
+
+
 def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_force: float = np.nan):
-    """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`."""
+    """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`.
+
+    The mass-weighted Hessian is diagonalised in the space orthogonal to translations and rotations, which gives
+    exactly 3n - 6 (3n - 5) vibrations, with no near-zero rigid modes to sort out.
+    """
     hessian = np.asarray(hessian, dtype=float)
     n3 = 3 * len(atoms)
     if hessian.shape != (n3, n3):
         raise ValueError(f"Hessian has shape {hessian.shape}, expected ({n3}, {n3}) for {len(atoms)} atoms")
-    omega2, vectors = normal_modes(atoms, 0.5 * (hessian + hessian.T))
-    cart = vectors / np.repeat(np.sqrt(atoms.get_masses()), 3)[:, None]
+    inv_sq = np.repeat(1.0 / np.sqrt(atoms.get_masses()), 3)
+    weighted = 0.5 * (hessian + hessian.T) * inv_sq[:, None] * inv_sq[None, :]
+    basis = internal_basis(atoms)
+    omega2, coefficients = np.linalg.eigh(basis.T @ weighted @ basis)
+    vectors = basis @ coefficients
+    cart = vectors * inv_sq[:, None]
     cart = (cart / np.linalg.norm(cart, axis=0)).T.reshape(-1, len(atoms), 3)
     return VibrationsResult(
-        name, atoms.copy(), hessian, wavenumbers(omega2), cart, vectors, stretch_characters(atoms, cart), max_force
+        name, atoms.copy(), hessian, to_wavenumbers(omega2), cart, vectors, stretch_characters(atoms, cart), max_force
     )
 
 
@@ -231,15 +260,31 @@ def reference_vibrations(
 
 
 # --------------------------------------------------------------------------------------------- comparison
+def _rotation_onto(moving: Atoms, fixed: Atoms) -> np.ndarray:
+    """The rotation matrix that best superimposes ``moving`` on ``fixed`` (mass-weighted Kabsch, about the
+    centres of mass; Kabsch, Acta Cryst. A32, 922 (1976))."""
+    w = fixed.get_masses()[:, None]
+    a = moving.positions - moving.get_center_of_mass()
+    b = fixed.positions - fixed.get_center_of_mass()
+    u, _, vt = np.linalg.svd((w * a).T @ b)
+    sign = np.sign(np.linalg.det(u @ vt))
+    return (u @ np.diag([1.0, 1.0, sign]) @ vt).T
+
+
 def match_modes(result: VibrationsResult, reference: VibrationsResult) -> np.ndarray:
-    """For each reference mode, the index of the model's mode that looks most like it (largest overlap of the
-    mass-weighted eigenvectors, one-to-one); plain frequency order when the mode counts differ."""
+    """For each reference mode, the index of the model's mode that looks most like it: the largest overlap of the
+    mass-weighted eigenvectors (one-to-one, after turning the model's geometry onto the reference's); plain
+    frequency order when the molecules or the mode counts differ."""
     from scipy.optimize import linear_sum_assignment
 
     m_ref, m = reference.mass_weighted.shape[1], result.mass_weighted.shape[1]
-    if m != m_ref or len(result.atoms) != len(reference.atoms):
+    same = np.array_equal(result.atoms.numbers, reference.atoms.numbers)
+    if m != m_ref or not same:
         return np.arange(min(m, m_ref))
-    overlap = np.abs(reference.mass_weighted.T @ result.mass_weighted)
+    rotation = _rotation_onto(result.atoms, reference.atoms)
+    n = len(result.atoms)
+    turned = (result.mass_weighted.T.reshape(m, n, 3) @ rotation.T).reshape(m, 3 * n).T
+    overlap = np.abs(reference.mass_weighted.T @ turned)
     rows, cols = linear_sum_assignment(-overlap)
     return cols[np.argsort(rows)]
 
