@@ -1,6 +1,6 @@
 """Labels per second of the labeling engine next to raw tblite and PySCF calls on the same geometries.
 
-    OMP_NUM_THREADS=1 python benchmarks/label_throughput.py [--xtb 256] [--pyscf 16] [--repeats 3]
+    OMP_NUM_THREADS=1 python benchmarks/label_throughput.py [--xtb 256] [--pyscf 8] [--repeats 5]
 
 Raw: a plain loop that builds the program's calculator for each geometry and asks for energy and
 gradient (tblite's ``Calculator.singlepoint``; PySCF ``RHF`` + ``nuc_grad_method``). Engine:
@@ -62,10 +62,13 @@ def engine(ds, level, client=None) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xtb", type=int, default=256, help="ethanol geometries for GFN2-xTB")
-    parser.add_argument("--pyscf", type=int, default=16, help="ethanol geometries for HF/STO-3G")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--pyscf", type=int, default=8, help="ethanol geometries for HF/STO-3G")
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
+    import dask
     from distributed import Client, LocalCluster
+
+    from workbench.qm.dask_backend import QUIET_DASK
 
     base = molecule("CH3CH2OH")
     cases = [
@@ -75,8 +78,9 @@ def main() -> None:
     clients = {}
     for workers in (1, 2):
         start = time.perf_counter()
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
-        clients[workers] = Client(cluster)
+        with dask.config.set(QUIET_DASK):  # the settings label() uses for the clusters it starts
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+            clients[workers] = Client(cluster)
         print(
             f"Dask LocalCluster with {workers} worker(s) started in {time.perf_counter() - start:.1f} s "
             "(not in the timings below)"
