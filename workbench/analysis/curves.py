@@ -78,9 +78,12 @@ def summarise_learning_curve(table: pd.DataFrame, metric: str = "force_rmse") ->
         if alias not in table.columns:
             raise KeyError(f"no column {metric!r}; choose from {list(table.columns)}")
         metric = alias
-    grouped = table.groupby(["strategy", "n_high"], sort=True)[metric]
+    grouped = table.groupby(["strategy", "n_high"], sort=False)[metric]
     out = grouped.agg(mean="mean", std="std", n_seeds="count").reset_index()
     out["std"] = out["std"].fillna(0.0)
+    order = {name: k for k, name in enumerate(dict.fromkeys(table["strategy"]))}  # strategies as given
+    out = out.sort_values(["strategy", "n_high"], key=lambda c: c.map(order) if c.name == "strategy" else c)
+    out = out.reset_index(drop=True)
     out.attrs = dict(table.attrs)
     out.attrs["metric"] = metric
     return out

@@ -91,7 +91,9 @@ def force_errors(
         names = data.fidelity_names
         if fidelity is None:
             with_forces = [f for f in names if data.labels[f].forces_mask[index]]
-            if len(with_forces) != 1:
+            if not with_forces:
+                raise ValueError(f"configuration {index} has no forces at any fidelity ({names})")
+            if len(with_forces) > 1:
                 raise ValueError(f"configuration {index} has forces at {with_forces}: name the fidelity")
             fidelity = with_forces[0]
         fid = data.fidelity(fidelity).name
