@@ -4,6 +4,7 @@ workbench lab                 open the workbench notebook in JupyterLab
 workbench info FILE [FILE..]  load files (any supported format) and print their summary and coverage
 workbench convert FILE.. -o OUT.h5   load (and merge) files and save one workbench HDF5 file
 workbench label ...           QM labeling (see `workbench label --help`)
+workbench train CONFIG.yaml   train a model with any recipe (see `workbench train --help`)
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
         qm_cli = None
     if qm_cli is not None and hasattr(qm_cli, "add_parser"):
         qm_cli.add_parser(sub)
+    from .training import cli as train_cli
+
+    train_cli.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,156 @@
+"""Every recipe learns on small real data (CPU, seconds each).
+
+Data: the 20 MD17 ethanol frames (PBE+vdW-TS energies and forces) plus 9 random displacements of
+each, all labelled here with GFN2-xTB energies and forces (tblite, milliseconds each). The high
+level (PBE) keeps energies only, on 14 frames; 6 frames with PBE energies and forces are held out.
+A recipe learns when its held-out PBE errors fall well below trivial baselines: the mean training
+energy, and zero forces. The PBE forces are never trained on, so beating the zero-force baseline
+shows what the low level's forces taught the shared trunk.
+"""
+
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.data import concatenate
+from workbench.qm import label
+from workbench.qm.sampling import random_displacements
+from workbench.training import LearningCurve, TrainedModel, train
+
+LOW, HIGH = "gfn2-xtb", "pbe+vdw-ts"
+SMALL = dict(n_features=16, n_interactions=1, n_atom_layers=1, n_sensitivities=10, cutoff=4.0)
+FAST = dict(batch_size=16, lr=5e-3, max_epochs=40, patience=40, lr_patience=8, background=False, progress=False)
+BOTH = {LOW: ("energy", "forces"), HIGH: ("energy",)}
+
+
+@pytest.fixture(scope="module")
+def levels():
+    md17 = wb.datasets.builtin("md17-ethanol-sample")
+    extra = [random_displacements(md17.to_atoms(i), 9, sigma=0.03, seed=i) for i in range(len(md17))]
+    ds = concatenate([md17, *extra])
+    ds = label(ds, LOW, background=False, progress=False).result()
+    test_frames = np.arange(6)
+    train_set = ds.select(np.arange(6, len(ds)))
+    train_set = train_set.keep_labels(HIGH, properties=("energy",))
+    return train_set, ds.select(test_frames)
+
+
+def baselines(train_set, test):
+    e_mean = np.nanmean(train_set.labels[HIGH].energy)
+    lab = test.labels[HIGH]
+    return float(np.abs(lab.energy - e_mean).mean()), float(np.abs(lab.forces).mean())
+
+
+def assert_learns(model: TrainedModel, train_set, test, energy_factor=0.5, force_factor=0.75):
+    e_base, f_base = baselines(train_set, test)
+    err = model.evaluate(test, HIGH)
+    assert err["energy_mae"] < energy_factor * e_base, (err, e_base)
+    assert err["forces_mae"] < force_factor * f_base, (err, f_base)
+    hist = model.history
+    last = hist[hist["stage"] == hist["stage"].iloc[-1]]
+    if len(last) > 5:
+        assert last["train_loss"].iloc[-5:].min() < 0.5 * last["train_loss"].iloc[0]
+    return err
+
+
+@pytest.mark.slow
+def test_multifidelity_learns_high_level_energies_and_forces_it_never_saw(levels):
+    train_set, test = levels
+    model = train(train_set, family="hipnn", recipe="multifidelity", fidelities=BOTH, model=SMALL, **FAST).result()
+    assert model.fidelities == [LOW, HIGH] and model.recipe == "multifidelity"
+    assert_learns(model, train_set, test)
+    low = model.evaluate(test, LOW)
+    assert low["forces_mae"] < 0.5 * float(np.abs(test.labels[LOW].forces).mean())
+    hist = model.history
+    assert {f"val_energy_mae[{HIGH}]", f"val_forces_mae[{LOW}]", f"train_energy_rmse[{LOW}]"} <= set(hist.columns)
+
+
+@pytest.mark.slow
+def test_single_fidelity_energies_and_forces(levels):
+    train_set, test = levels
+    lows = train_set.drop_fidelity(HIGH)
+    model = train(
+        lows, family="hipnn", recipe="single", fidelities={LOW: ("energy", "forces")}, model=SMALL, **FAST
+    ).result()
+    err = model.evaluate(test, LOW)
+    lab = test.labels[LOW]
+    assert err["forces_mae"] < 0.5 * float(np.abs(lab.forces).mean())
+    assert err["energy_mae"] < 0.5 * float(np.abs(lab.energy - np.mean(lows.labels[LOW].energy)).mean())
+
+
+@pytest.mark.slow
+def test_delta_learning_adds_a_correction_to_the_low_level(levels):
+    train_set, test = levels
+    model = train(train_set, family="hipnn", recipe="delta", fidelities=BOTH, model=SMALL, **FAST).result()
+    assert model.base == {"kind": "qm", "fidelity": LOW}
+    err = assert_learns(model, train_set, test, energy_factor=0.3, force_factor=0.5)
+    # The low level comes from the dataset's labels when present, and from tblite when not.
+    no_low = test.drop_fidelity(LOW)
+    pred = model.predict(no_low.select([0]), HIGH)
+    again = model.predict(test.select([0]), HIGH)
+    np.testing.assert_allclose(pred["energy"], again["energy"], atol=1e-4)
+    atoms = test.to_atoms(1)
+    atoms.calc = model.calculator()
+    assert abs(atoms.get_potential_energy() - model.predict(test.select([1]))["energy"][0]) < 1e-4
+    assert err["energy_mae"] < 0.3 * baselines(train_set, test)[0]
+
+
+@pytest.mark.slow
+def test_transfer_fine_tunes_at_a_lower_learning_rate(levels):
+    train_set, test = levels
+    model = train(
+        train_set,
+        family="hipnn",
+        recipe="transfer",
+        fidelities=BOTH,
+        model=SMALL,
+        finetune_lr_factor=0.2,
+        layer_lr_decay=0.5,
+        finetune_epochs=200,
+        **FAST,
+    ).result()
+    assert model.fidelities == [HIGH] and model.module.fidelities == [HIGH]
+    stages = model.history.groupby("stage", sort=False)["lr"].first()
+    assert list(stages.index) == ["pretrain", "finetune"]
+    assert stages["finetune"] == pytest.approx(0.2 * stages["pretrain"])
+    assert_learns(model, train_set, test)
+
+
+@pytest.mark.slow
+def test_meta_learning_then_fine_tuning(levels):
+    train_set, test = levels
+    model = train(
+        train_set,
+        family="hipnn",
+        recipe="meta",
+        fidelities=BOTH,
+        model=SMALL,
+        meta_epochs=30,
+        inner_steps=8,
+        finetune_epochs=200,
+        **FAST,
+    ).result()
+    assert list(model.history["stage"].unique()) == ["meta", "finetune"]
+    assert f"train_loss[{LOW}]" in model.history.columns
+    assert_learns(model, train_set, test)
+
+
+@pytest.mark.slow
+def test_learning_curve_trains_one_model_per_budget(levels):
+    train_set, test = levels
+    curve = train(
+        train_set,
+        family="linear",
+        recipe="learning_curve",
+        fidelities={HIGH: ("energy",)},
+        validation=test,
+        budgets=[4, 14],
+        inner="single",
+        model=dict(cutoff=4.0, n_radial=6),
+        **FAST,
+    ).result()
+    assert isinstance(curve, LearningCurve) and list(curve.models) == [4, 14]
+    assert curve.table.loc[14, "n_energies"] == len(test)
+    assert curve.models[4].module.heads.references.abs().sum() > 0
+    # With more labels the closed-form model's energies come closer.
+    assert curve.table.loc[14, "energy_mae"] < curve.table.loc[4, "energy_mae"]

@@ -1,0 +1,34 @@
+"""Training: the masked multi-fidelity trainer, recipes, jobs, checkpoints and trained models.
+
+>>> job = train(ds, family="hipnn", recipe="multifidelity",
+...             fidelities={"gfn2-xtb": ("energy", "forces"), "ccsd(t)/cc-pvdz": ("energy",)})
+>>> model = job.result()                      # TrainedModel
+>>> model.save("run.wb"); TrainedModel.load("run.wb")
+"""
+
+from .api import train
+from .callbacks import Callback, TqdmProgress
+from .checkpoint import CheckpointError, load_checkpoint
+from .jobs import TrainingJob
+from .loss import MaskedLoss
+from .recipes import RECIPES, LearningCurve
+from .settings import TrainSettings
+from .trained import TrainedModel
+from .trainer import Trainer, TrainingCancelled, TrainingDiverged
+
+__all__ = [
+    "RECIPES",
+    "Callback",
+    "CheckpointError",
+    "LearningCurve",
+    "MaskedLoss",
+    "TqdmProgress",
+    "TrainSettings",
+    "TrainedModel",
+    "Trainer",
+    "TrainingCancelled",
+    "TrainingDiverged",
+    "TrainingJob",
+    "load_checkpoint",
+    "train",
+]

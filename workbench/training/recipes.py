@@ -1,0 +1,266 @@
+"""Recipes: ways of turning a fidelity-mixed dataset into a model of the highest level.
+
+- ``single``: one fidelity, energies or energies + forces.
+- ``multifidelity``: every chosen fidelity jointly, one head each on a shared trunk, a masked loss
+  (Lubbers et al.'s multi-fidelity HIP-NN, arXiv:2505.01590).
+- ``delta``: a model of (high - low) on the configurations that have both, added to the low level
+  (the QM method itself, or a model of it) (Ramakrishnan et al., J. Chem. Theory Comput. 11, 2087 (2015)).
+- ``transfer``: pre-train on the low level(s), fine-tune on the high level with a smaller learning
+  rate, optionally layer-wise or with frozen layers (Zaverkin et al., PCCP 25, 5383 (2023)).
+- ``meta``: Reptile over the fidelities as tasks, then fine-tune (see :mod:`workbench.training.meta`).
+- ``learning_curve``: one of the above at several numbers of high-level labels.
+
+Every recipe takes ``(train, validation, family, fidelities, target, model_settings, settings, ctx,
+**options)`` and returns a :class:`TrainedModel` (``learning_curve``: a :class:`LearningCurve`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset, Labels
+from .data import data_hash, select_labels
+from .settings import TrainSettings
+from .stages import RunContext, check_labels, elements_of, new_model, train_stage, transplant
+from .trained import TrainedModel
+
+
+def _history(*trainers) -> pd.DataFrame:
+    frames = [t.history for t in trainers if t is not None and len(t.history)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _closed_form(model, train: Dataset, fidelities: dict, stage: str) -> pd.DataFrame:
+    """The linear family is fitted in one linear solve, not by gradient steps."""
+    start = time.perf_counter()
+    model.fit(select_labels(train, fidelities), fidelities=list(fidelities))
+    return pd.DataFrame([{"stage": stage, "epoch": 0, "time": time.perf_counter() - start}])
+
+
+def _trained(model, recipe, fidelities, history, train, ctx_settings, **extra) -> TrainedModel:
+    return TrainedModel(model, recipe, fidelities, ctx_settings, history, {"data_hash": data_hash(train)}, **extra)
+
+
+def single(train, validation, family, fidelities, target, model_settings, settings, ctx, **options) -> TrainedModel:
+    """One fidelity (the target) with the properties chosen for it."""
+    _no_options("single", options)
+    chosen = {target: fidelities[target]}
+    check_labels(train, chosen)
+    model = new_model(family, elements_of(train, validation), [target], model_settings, settings)
+    model.initialise(select_labels(train, chosen))
+    if family == "linear":
+        history = _closed_form(model, train, chosen, "train")
+    else:
+        history = train_stage(model, train, validation, chosen, settings, ctx, "train").history
+    return _trained(model, "single", [target], history, train, {})
+
+
+def multifidelity(train, validation, family, fidelities, target, model_settings, settings, ctx, **options):
+    """All chosen fidelities at once: one head each on a shared trunk, each configuration
+    contributing exactly the labels it has."""
+    _no_options("multifidelity", options)
+    check_labels(train, fidelities)
+    names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
+    model = new_model(family, elements_of(train, validation), names, model_settings, settings)
+    model.initialise(select_labels(train, fidelities))
+    if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
+        history = _closed_form(model, train, fidelities, "train")
+    else:
+        history = train_stage(model, train, validation, fidelities, settings, ctx, "train").history
+    return _trained(model, "multifidelity", names, history, train, {})
+
+
+def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -> Dataset:
+    """The configurations of ``ds`` with energies at both levels, labelled with ``high - low`` (eV;
+    forces eV/Å where both levels have forces and ``properties`` asks for them), as fidelity ``high``."""
+    lo, hi = ds.labels[low], ds.labels[high]
+    both = np.flatnonzero(lo.energy_mask & hi.energy_mask)
+    sub = ds.select(both)
+    lo, hi = sub.labels[low], sub.labels[high]
+    energy = hi.energy - lo.energy
+    forces = None
+    if "forces" in properties and lo.forces is not None and hi.forces is not None:
+        both_f = np.repeat(lo.forces_mask & hi.forces_mask, sub.n_atoms)
+        forces = np.where(both_f[:, None], hi.forces - lo.forces, np.nan)
+    labels = Labels.from_values(energy, forces, sub.ptr)
+    if labels.forces is not None and not labels.forces_mask.any():
+        labels.forces = None
+    return Dataset(sub.numbers, sub.positions, sub.ptr, {high: labels}, {high: sub.fidelity(high)}, sub.info)
+
+
+def delta(train, validation, family, fidelities, target, model_settings, settings, ctx, base="qm", **options):
+    """Δ-learning: a model of (target - low) on configurations with both energies, added at
+    prediction time to ``base``: ``"qm"`` (the low level's own method; needs it at prediction time)
+    or ``"model"`` (a single-fidelity model of the low level trained here, on its chosen labels)."""
+    _no_options("delta", options)
+    lows = [f for f in fidelities if f != target]
+    if len(lows) != 1:
+        raise ValueError(f"recipe 'delta' needs exactly one low fidelity besides {target!r}, got {lows}")
+    if base not in ("qm", "model"):
+        raise ValueError(f"delta: base must be 'qm' or 'model', got {base!r}")
+    low = lows[0]
+    props = fidelities[target]
+    d_train = delta_dataset(train, low, target, props)
+    if len(d_train) == 0:
+        raise ValueError(f"delta: no training configuration has energies at both {low!r} and {target!r}")
+    d_val = delta_dataset(validation, low, target, props) if _has_both(validation, low, target) else None
+    chosen = {target: tuple(p for p in props if p in ("energy",) or d_train.labels[target].forces is not None)}
+    model = new_model(family, elements_of(train, validation), [target], model_settings, settings)
+    model.initialise(d_train)
+    if family == "linear":
+        history = _closed_form(model, d_train, chosen, "delta")
+    else:
+        history = train_stage(model, d_train, d_val, chosen, settings, ctx, "delta").history
+    base_obj: dict | TrainedModel = {"kind": "qm", "fidelity": low}
+    if base == "model":
+        base_obj = single(train, validation, family, {low: fidelities[low]}, low, model_settings, settings, ctx)
+        history = pd.concat([base_obj.history.assign(stage="base"), history], ignore_index=True)
+    return _trained(model, "delta", [target], history, train, {"base": base}, base=base_obj)
+
+
+def _has_both(ds, low, high) -> bool:
+    return (
+        ds is not None
+        and low in ds.labels
+        and high in ds.labels
+        and bool((ds.labels[low].energy_mask & ds.labels[high].energy_mask).any())
+    )
+
+
+def finetune_settings(settings: TrainSettings, lr_factor, epochs, patience, layer_lr_decay, freeze) -> TrainSettings:
+    """Settings of a fine-tuning stage: the learning rate ``lr_factor`` times the pre-training one."""
+    return settings.replace(
+        lr=settings.lr * lr_factor,
+        min_lr=settings.min_lr * lr_factor,
+        max_epochs=epochs or settings.max_epochs,
+        patience=patience or settings.patience,
+        layer_lr_decay=layer_lr_decay,
+        freeze=list(freeze),
+    )
+
+
+def transfer(
+    train,
+    validation,
+    family,
+    fidelities,
+    target,
+    model_settings,
+    settings,
+    ctx,
+    finetune_lr_factor: float = 0.1,
+    finetune_epochs: int | None = None,
+    finetune_patience: int | None = None,
+    layer_lr_decay: float = 1.0,
+    freeze: Sequence[str] = (),
+    **options,
+) -> TrainedModel:
+    """Pre-train on the low fidelities (energies + forces, jointly when several), then fine-tune a
+    copy of the trunk and of the highest low head on the target. The fine-tuning learning rate is
+    ``finetune_lr_factor`` times the pre-training one (about 10x lower: at the same rate the
+    fine-tuning wipes out the force quality learnt in pre-training); ``layer_lr_decay`` < 1 gives
+    layers nearer the input smaller rates, ``freeze`` keeps layers fixed."""
+    _no_options("transfer", options)
+    if family == "linear":
+        raise ValueError("recipe 'transfer' needs a trunk to pre-train; the linear family has none")
+    lows = sorted((f for f in fidelities if f != target), key=lambda f: (train.fidelity(f).rank, f))
+    if not lows:
+        raise ValueError(f"recipe 'transfer' needs a low fidelity besides {target!r}")
+    low_fids = {f: fidelities[f] for f in lows}
+    check_labels(train, low_fids)
+    check_labels(train, {target: fidelities[target]})
+    pre = new_model(family, elements_of(train, validation), lows, model_settings, settings)
+    pre.initialise(select_labels(train, low_fids))
+    t_pre = train_stage(pre, train, validation, low_fids, settings, ctx, "pretrain")
+    model = _retarget(pre, lows[-1], target, train, fidelities[target], settings)
+    ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, layer_lr_decay, freeze)
+    t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
+    options = {"finetune_lr_factor": finetune_lr_factor, "layer_lr_decay": layer_lr_decay, "freeze": list(freeze)}
+    return _trained(model, "transfer", [target], _history(t_pre, t_ft), train, options)
+
+
+def _retarget(model, source: str, target: str, train: Dataset, props, settings):
+    """A single-head model for ``target`` from ``model``'s trunk and ``source`` head, with reference
+    energies refitted to the target (the energy scale stays, so the head's function is unchanged)."""
+    new = transplant(model, {target: source}, settings)
+    scale = new.heads.energy_scale.detach().cpu().numpy().copy()
+    new.initialise_references(select_labels(train, {target: props}))
+    new.heads.set_references(new.heads.references.detach().cpu().numpy(), scale)
+    return new
+
+
+@dataclass
+class LearningCurve:
+    """Models of one recipe at several numbers of target-level labels, and their validation errors
+    (eV per configuration, eV/Å) in :attr:`table`."""
+
+    models: dict
+    table: pd.DataFrame
+
+    def __repr__(self) -> str:
+        return f"<LearningCurve: budgets {list(self.models)}>\n{self.table.to_string()}"
+
+
+def learning_curve(
+    train,
+    validation,
+    family,
+    fidelities,
+    target,
+    model_settings,
+    settings,
+    ctx,
+    budgets: Sequence[int] = (25, 50, 100, 200),
+    inner: str = "multifidelity",
+    **options,
+) -> LearningCurve:
+    """The ``inner`` recipe at each budget: only the first ``n`` configurations with target labels (in
+    an order fixed by the seed) keep them. Validation errors are measured against the target."""
+    if inner not in RECIPES or inner == "learning_curve":
+        raise ValueError(f"learning_curve: inner recipe must be one of {sorted(set(RECIPES) - {'learning_curve'})}")
+    have = np.flatnonzero(train.labels[target].energy_mask | train.labels[target].forces_mask)
+    order = np.random.default_rng(settings.seed).permutation(have)
+    models, rows = {}, []
+    for n in sorted(int(b) for b in budgets):
+        if n > len(order):
+            raise ValueError(
+                f"learning_curve: budget {n} exceeds the {len(order)} configurations with {target!r} labels"
+            )
+        part = train.keep_labels(target, indices=order[:n], properties=("energy", "forces"))
+        recipe = RECIPES[inner]
+        start = time.perf_counter()
+        ckpt = ctx.checkpoint_dir / f"n{n}" if ctx.checkpoint_dir is not None else None
+        sub_ctx = RunContext(ctx.callbacks, ctx.cancel, ckpt, ctx.resume, ctx.distributed)
+        model = recipe(part, validation, family, fidelities, target, model_settings, settings, sub_ctx, **options)
+        row = {"budget": n, "time": time.perf_counter() - start}
+        if validation is not None and target in validation.labels:
+            row.update({k: v for k, v in model.evaluate(validation, target).items() if k not in ("fidelity",)})
+        models[n] = model
+        rows.append(row)
+    return LearningCurve(models, pd.DataFrame(rows).set_index("budget"))
+
+
+def _no_options(recipe: str, options: dict) -> None:
+    if options:
+        raise TypeError(f"recipe {recipe!r} takes no options {sorted(options)}")
+
+
+def _meta(*args, **kwargs):
+    from .meta import meta
+
+    return meta(*args, **kwargs)
+
+
+RECIPES = {
+    "single": single,
+    "multifidelity": multifidelity,
+    "delta": delta,
+    "transfer": transfer,
+    "meta": _meta,
+    "learning_curve": learning_curve,
+}

@@ -1,0 +1,143 @@
+"""Building blocks the recipes share: a fresh model, the loss of a dataset, one training stage, and
+moving a trunk with chosen heads into a new model."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.dataset import Dataset
+from ..models.base import AtomisticModel
+from ..models.registry import build_model
+from .callbacks import Callback
+from .data import TensorData, data_hash, labelled, select_labels
+from .loss import MaskedLoss, label_spreads
+from .settings import TrainSettings
+from .trainer import Distributed, Trainer
+
+
+@dataclass
+class RunContext:
+    """What every stage of a run shares: callbacks, the cancel flag, where checkpoints go."""
+
+    callbacks: list[Callback] = field(default_factory=list)
+    cancel: threading.Event = field(default_factory=threading.Event)
+    checkpoint_dir: Path | None = None
+    resume: bool = False
+    distributed: Distributed | None = None
+
+    def checkpoint(self, stage: str) -> Path | None:
+        if self.checkpoint_dir is None:
+            return None
+        safe = "".join(c if c.isalnum() or c in "-_=." else "_" for c in stage)
+        return Path(self.checkpoint_dir) / f"{safe}.ckpt"
+
+
+def elements_of(*datasets: Dataset | None) -> list[int]:
+    """Sorted atomic numbers present in any of the datasets."""
+    found = set()
+    for ds in datasets:
+        if ds is not None and len(ds):
+            found.update(int(z) for z in np.unique(ds.numbers))
+    return sorted(found)
+
+
+def new_model(
+    family: str, elements, fidelities, model_settings: Mapping | None, settings: TrainSettings
+) -> AtomisticModel:
+    """A freshly initialised model (seeded by ``settings.seed``) on the training device and dtype."""
+    torch.manual_seed(settings.seed)
+    model = build_model(family, list(elements), fidelities=list(fidelities), **dict(model_settings or {}))
+    if settings.dtype == "float64":
+        model = model.double()
+    return model.to(settings.torch_device())
+
+
+def make_loss(ds: Dataset, heads: Mapping[str, str], settings: TrainSettings) -> MaskedLoss:
+    """The masked loss of ``ds`` with one term pair per head; ``heads`` maps data fidelity -> head."""
+    weights, spreads = {}, {}
+    for fid, head in heads.items():
+        if fid not in ds.labels:
+            continue
+        weights[head] = (settings.loss_weight(fid, "energy"), settings.loss_weight(fid, "forces"))
+        spreads[head] = label_spreads(ds, fid)
+    if not weights:
+        raise ValueError(f"the training data has none of the fidelities {list(heads)}; it has {ds.fidelity_names}")
+    return MaskedLoss(weights, spreads)
+
+
+def check_labels(ds: Dataset, fidelities: Mapping[str, tuple], what: str = "training data") -> None:
+    """Raise a clear error if a chosen fidelity has none of the chosen labels."""
+    for name, props in fidelities.items():
+        lab = ds.labels.get(name)
+        n_e = 0 if lab is None else int(lab.energy_mask.sum())
+        n_f = 0 if lab is None else int(lab.forces_mask.sum())
+        if ("energy" in props and n_e) or ("forces" in props and n_f):
+            continue
+        raise ValueError(f"the {what} has no {' or '.join(props)} at fidelity {name!r} ({n_e} energies, {n_f} forces)")
+
+
+def train_stage(
+    model: AtomisticModel,
+    train: Dataset,
+    validation: Dataset | None,
+    fidelities: Mapping[str, tuple],
+    settings: TrainSettings,
+    ctx: RunContext,
+    stage: str,
+    heads: Mapping[str, str] | None = None,
+) -> Trainer:
+    """Train ``model`` on ``train`` (restricted to ``fidelities`` and their properties), validating on
+    ``validation``; ``heads`` maps data fidelities to head names (default: the same names)."""
+    heads = dict(heads or {f: f for f in fidelities})
+    train = labelled(select_labels(train, fidelities))
+    validation = labelled(select_labels(validation, fidelities)) if validation is not None else None
+    device, dtype = settings.torch_device(), settings.torch_dtype
+    loss = make_loss(train, heads, settings)
+    train_data = TensorData(train, heads, device, dtype)
+    val_data = TensorData(validation, heads, device, dtype) if validation is not None and len(validation) else None
+    trainer = Trainer(
+        model,
+        settings,
+        loss,
+        stage=stage,
+        callbacks=ctx.callbacks,
+        cancel=ctx.cancel,
+        checkpoint=ctx.checkpoint(stage),
+        data_hash=data_hash(train),
+        distributed=ctx.distributed,
+    )
+    return trainer.fit(train_data, val_data, resume=ctx.resume)
+
+
+def transplant(model: AtomisticModel, mapping: Mapping[str, str], settings: TrainSettings) -> AtomisticModel:
+    """A new model of the same family and settings whose heads are ``mapping`` keys, each a copy of
+    the old head named by its value; the trunk is copied as it is (reference energies and energy
+    scales come along with their heads)."""
+    if model.fidelity_mode != "heads":
+        raise ValueError("moving heads between models needs fidelity_mode='heads'")
+    cfg = model.get_settings()
+    cfg["fidelities"] = list(mapping)
+    new = type(model)(**cfg)
+    if settings.dtype == "float64":
+        new = new.double()
+    new = new.to(next(model.parameters()).device)
+    old_state = model.state_dict()
+    state = {}
+    for key in new.state_dict():
+        if key.startswith("heads.readouts."):
+            k, rest = key[len("heads.readouts.") :].split(".", 1)
+            src = model.fidelity_index(list(mapping.values())[int(k)])
+            state[key] = old_state[f"heads.readouts.{src}.{rest}"]
+        elif key in ("heads.references", "heads.energy_scale"):
+            rows = [model.fidelity_index(v) for v in mapping.values()]
+            state[key] = old_state[key][rows]
+        else:
+            state[key] = old_state[key]
+    new.load_state_dict(state)
+    return new
