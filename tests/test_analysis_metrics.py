@@ -137,6 +137,8 @@ def test_only_labelled_configurations_count():
     budget = ds.keep_labels(FID, indices=range(5), properties=("energy",))
     row = analysis.metrics([calc], budget).iloc[0]
     assert row["n_energy"] == 5 and row["n_forces"] == 0
+    with pytest.raises(ValueError, match="nothing to compare"):
+        analysis.metrics([calc], ds.drop_fidelity(FID))
     assert row["energy_mae"] == pytest.approx(0.02) and np.isnan(row["force_rmse"])
     errors = analysis.configuration_errors([calc], budget)
     assert sorted(errors["configuration"]) == [0, 1, 2, 3, 4]
@@ -229,7 +231,7 @@ def dft_vs_xtb_rmse(ds) -> float:
 @pytest.mark.qm
 def test_heads_meet_their_own_level_and_a_calculator_meets_every_level():
     ds = md17()
-    xtb = wb.qm.label(ds, "gfn2-xtb", background=False, progress=False).result()
+    xtb = wb.label(ds, "gfn2-xtb", background=False, progress=False).result()
     assert set(xtb.fidelity_names) == {"gfn2-xtb", FID}
     two_heads = build_model("hipnn", [1, 6, 8], fidelities=["gfn2-xtb", FID], **HIPNN).double().initialise(xtb)
     perfect = LabelCalculator(xtb, FID)

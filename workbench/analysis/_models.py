@@ -75,11 +75,26 @@ class Predictor:
     make_calculator: Callable[[], Calculator] | None = None
     n_parameters: int | None = None
     n_heads: int = 1
-    device: str = "cpu"
+    #: Torch device to evaluate on; None keeps the model where it is.
+    device: str | None = None
     #: Batched evaluation ``(numbers, positions, ptr) -> (energies, forces)`` for models that are more than a
     #: torch module (a Δ-learning model adds its base level).
     batch_predict: Callable | None = field(default=None, repr=False)
     _calc: Calculator | None = field(default=None, repr=False)
+
+    @property
+    def torch_device(self) -> torch.device:
+        """Where the model is evaluated: ``device`` if given, else where its parameters already are."""
+        if self.device is not None:
+            return torch.device(
+                "cuda"
+                if self.device == "auto" and torch.cuda.is_available()
+                else "cpu"
+                if self.device == "auto"
+                else self.device
+            )
+        param = next(self.module.parameters(), None) if self.module is not None else None
+        return param.device if param is not None else torch.device("cpu")
 
     @property
     def label(self) -> str:
@@ -98,13 +113,14 @@ class Predictor:
         from ..models.batch import Batch
 
         dtype = _module_dtype(self.module)
+        device = self.torch_device
         energies, forces = [], []
         n = len(ptr) - 1
-        self.module.to(self.device).eval()
+        self.module.to(device).eval()
         for lo in range(0, n, BATCH_SIZE):
             hi = min(lo + BATCH_SIZE, n)
             a, b = ptr[lo], ptr[hi]
-            batch = Batch.from_arrays(numbers[a:b], positions[a:b], ptr[lo : hi + 1] - a, self.device, dtype)
+            batch = Batch.from_arrays(numbers[a:b], positions[a:b], ptr[lo : hi + 1] - a, device, dtype)
             e, f = energy_and_forces(self.module, batch, self.fidelity)
             energies.append(e.detach().cpu().numpy().astype(np.float64))
             forces.append(f.detach().cpu().numpy().astype(np.float64))
@@ -156,7 +172,7 @@ class Predictor:
         if self.module is not None and self.batch_predict is None:
             from ..calculator import hessian
 
-            return np.asarray(hessian(self.module, atoms, self.fidelity, device=self.device))
+            return np.asarray(hessian(self.module, atoms, self.fidelity, device=self.torch_device))
         return finite_difference_hessian(atoms, self.calculator(), delta)
 
 
@@ -182,7 +198,7 @@ def finite_difference_hessian(atoms, calc: Calculator, delta: float = 0.005) -> 
     return 0.5 * (h + h.T)
 
 
-def _trained(model, module, name: str, fidelity, device: str) -> list[Predictor]:
+def _trained(model, module, name: str, fidelity, device: str | None) -> list[Predictor]:
     """The heads of a :class:`~workbench.training.TrainedModel` (those it keeps trained). A model that adds a base
     level (Δ-learning) is evaluated through its own ``predict``, which includes the base."""
     heads = kept = list(getattr(model, "fidelities", None) or module.fidelities)
@@ -197,7 +213,8 @@ def _trained(model, module, name: str, fidelity, device: str) -> list[Predictor]
         def batch_predict(numbers, positions, ptr, head=head):
             from ..data.dataset import Dataset
 
-            pred = model.predict(Dataset(numbers=numbers, positions=positions, ptr=ptr), fidelity=head, device=device)
+            ds = Dataset(numbers=numbers, positions=positions, ptr=ptr)
+            pred = model.predict(ds, fidelity=head, device=device or _where(module))
             return pred["energy"], pred["forces"]
 
         out.append(
@@ -205,7 +222,7 @@ def _trained(model, module, name: str, fidelity, device: str) -> list[Predictor]
                 name,
                 head,
                 module,
-                lambda head=head: model.calculator(fidelity=head, device=device),
+                lambda head=head: model.calculator(fidelity=head, device=device or _where(module)),
                 int(n_params) if n_params is not None else None,
                 len(kept),
                 device,
@@ -237,7 +254,12 @@ def _default_name(model) -> str:
     return type(model).__name__
 
 
-def _resolve_one(model, name: str, fidelity, device: str) -> list[Predictor]:
+def _where(module: torch.nn.Module) -> torch.device:
+    param = next(module.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predictor]:
     if isinstance(model, Predictor):
         return [model]
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], (str, type(None))):
@@ -264,7 +286,7 @@ def _resolve_one(model, name: str, fidelity, device: str) -> list[Predictor]:
                     return model.calculator(fidelity=head)
                 from ..calculator import WorkbenchCalculator
 
-                return WorkbenchCalculator(module, fidelity=head, device=device)
+                return WorkbenchCalculator(module, fidelity=head, device=device or _where(module))
 
             out.append(Predictor(name, head, module, make, n_params, len(module.fidelities), device))
         return out
@@ -286,11 +308,12 @@ def _resolve_one(model, name: str, fidelity, device: str) -> list[Predictor]:
     )
 
 
-def predictors(models, fidelity: str | Sequence[str] | None = None, device: str = "cpu") -> list[Predictor]:
+def predictors(models, fidelity: str | Sequence[str] | None = None, device: str | None = None) -> list[Predictor]:
     """Every head of every model as a :class:`Predictor`.
 
     ``models`` is one model, a list of them, or a ``{name: model}`` dict (see the module docstring for what a
-    model may be). ``fidelity`` picks heads of torch models (all heads when None). Names repeat-proof: a second
+    model may be). ``fidelity`` picks heads of torch models (all heads when None); ``device`` (``"cpu"``, ``"cuda"``,
+    ``"auto"``) where torch models are evaluated (None: where they already are). Names repeat-proof: a second
     model of the same family is called ``"hipnn #2"``.
     """
     if isinstance(models, Mapping):

@@ -50,7 +50,11 @@ class Evaluation:
 
 
 def evaluate(
-    models, dataset: Dataset, fidelities: Sequence[str] | None = None, device: str = "cpu", all_heads: bool = False
+    models,
+    dataset: Dataset,
+    fidelities: Sequence[str] | None = None,
+    device: str | None = None,
+    all_heads: bool = False,
 ) -> list:
     """Evaluate every head of every model on ``dataset``; ``models`` as for :func:`~._models.predictors`.
 
@@ -189,7 +193,7 @@ def residuals(evaluation: Evaluation, dataset: Dataset, fidelity: str, energy_sh
     )
 
 
-def all_residuals(models, dataset: Dataset, fidelities=None, energy_shift: str = "none", device: str = "cpu"):
+def all_residuals(models, dataset: Dataset, fidelities=None, energy_shift: str = "none", device: str | None = None):
     """:func:`residuals` for every (head, reference fidelity) pair of :func:`comparisons`."""
     evaluations = evaluate(models, dataset, fidelities, device=device)
     return [residuals(ev, dataset, ref, energy_shift) for ev, ref in comparisons(evaluations, dataset, fidelities)]

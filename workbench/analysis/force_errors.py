@@ -79,7 +79,7 @@ def force_errors(
     index: int = 0,
     fidelity: str | None = None,
     reference: np.ndarray | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> ForceErrors:
     """Per-atom force errors of one model head on one configuration.
 

@@ -91,7 +91,7 @@ def md_stability(
     record_every: int = 10,
     bond_factor: float = 1.5,
     seed: int = 0,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> MDStability:
     """Run ``n_steps`` of NVE velocity Verlet from ``atoms`` with velocities drawn at ``temperature_K``
     (no net momentum or rotation), using the model's ASE calculator, and judge the run.

@@ -51,7 +51,7 @@ def metrics(
     units: str = "eV",
     per_element: bool = True,
     energy_shift: str = "none",
-    device: str = "cpu",
+    device: str | None = None,
 ) -> pd.DataFrame:
     """One row per (model, head, reference fidelity) with energy and force errors.
 
@@ -71,6 +71,8 @@ def metrics(
         Add force MAE and RMSE per element (``force_mae_H``, ``force_rmse_H``, ...).
     energy_shift
         ``"mean"`` removes each model's mean signed energy error (for comparing levels with different zeros).
+    device
+        Where torch models are evaluated (``"cpu"``, ``"cuda"``, ``"auto"``; None: where they already are).
 
     Columns: ``model, head, fidelity, n_parameters, eval_time_s, time_per_configuration_ms, n_energy,
     energy_mae, energy_rmse, energy_mae_per_atom, energy_rmse_per_atom, energy_max, n_forces, force_mae,
@@ -113,8 +115,10 @@ def metrics(
                 row[f"force_mae_{chemical_symbols[z]}"] = _mae(fz)
                 row[f"force_rmse_{chemical_symbols[z]}"] = _rmse(fz)
         rows.append(row)
+    if not rows:
+        raise ValueError(f"nothing to compare: the dataset has no labels at {fidelities or 'any fidelity'}")
     out = pd.DataFrame(rows)
-    out["n_parameters"] = out["n_parameters"].astype("Int64") if len(out) else out.get("n_parameters")
+    out["n_parameters"] = out["n_parameters"].astype("Int64")
     out.attrs["units"] = _units(units)
     return out
 
@@ -220,7 +224,7 @@ def _aligned(energies: np.ndarray, composition: np.ndarray) -> np.ndarray:
 
 
 def disagreement(
-    models, dataset: Dataset, fidelities: Sequence[str] | None = None, units: str = "eV", device: str = "cpu"
+    models, dataset: Dataset, fidelities: Sequence[str] | None = None, units: str = "eV", device: str | None = None
 ) -> pd.DataFrame:
     """Spread between heads or models on every configuration: a label-free, per-configuration uncertainty.
 

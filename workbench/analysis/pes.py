@@ -177,7 +177,7 @@ def scan(
     reference_every: int = 1,
     cache: str | Path | None | bool = None,
     workers: int | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> ScanResult:
     """Scan the energy along one coordinate (or two, with ``second``) from the geometry ``atoms``.
 

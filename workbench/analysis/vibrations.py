@@ -164,7 +164,7 @@ def vibrations(
     relax: bool = True,
     fmax: float = 1e-3,
     steps: int = 1000,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> VibrationsResult | list[VibrationsResult]:
     """Relax ``atoms`` with the model (BFGS to ``fmax`` eV/Å), then harmonic frequencies and modes at the minimum.
 
