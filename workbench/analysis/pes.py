@@ -80,12 +80,12 @@ class ScanResult:
         ``align="minimum"``: each curve minus its own minimum. ``align="reference"``: each curve shifted by the
         constant that best matches the reference points (least squares), the reference minus its minimum.
         """
-        ref = None if self.reference is None else self.reference - np.nanmin(self.reference)
+        if align not in ("minimum", "reference"):
+            raise ValueError(f"align must be 'minimum' or 'reference', got {align!r}")
+        have = np.isfinite(self.reference) if self.reference is not None else np.zeros(len(self.energies), bool)
+        ref = self.reference - self.reference[have].min() if have.any() else None
         if align == "minimum" or ref is None:
             return self.energies - self.energies.min(), ref
-        if align != "reference":
-            raise ValueError(f"align must be 'minimum' or 'reference', got {align!r}")
-        have = np.isfinite(ref)
         shift = (self.energies[have].to_numpy() - ref[have, None]).mean(axis=0)
         return self.energies - shift, ref
 
