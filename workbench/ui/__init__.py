@@ -1,11 +1,29 @@
 """The workbench's widgets: panels (ipywidgets, plotly, nglview) and the Workbench app that holds them.
 
 Panels are thin: they keep state and layout and call the same public functions a script would
-(:mod:`workbench.viz` for figures, :mod:`workbench.data` for data).
+(:mod:`workbench.viz` for figures, :mod:`workbench.data` for data, :mod:`workbench.training`,
+:mod:`workbench.analysis` and :mod:`workbench.qm` for the work).
 """
 
 from .app import PANELS, Workbench
+from .compare_panel import ComparePanel
 from .dataset_panel import DatasetPanel
+from .labeling import LabelingControls
+from .pes_panel import PESPanel
+from .runs import Run
 from .state import WorkbenchState
+from .training_panel import TrainingPanel
+from .vibrations_panel import VibrationsPanel
 
-__all__ = ["PANELS", "DatasetPanel", "Workbench", "WorkbenchState"]
+__all__ = [
+    "PANELS",
+    "ComparePanel",
+    "DatasetPanel",
+    "LabelingControls",
+    "PESPanel",
+    "Run",
+    "TrainingPanel",
+    "VibrationsPanel",
+    "Workbench",
+    "WorkbenchState",
+]

@@ -5,13 +5,22 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from ..data.dataset import Dataset
+from .compare_panel import ComparePanel
 from .dataset_panel import DatasetPanel
 from .html import STYLE
+from .pes_panel import PESPanel
 from .state import WorkbenchState
+from .training_panel import TrainingPanel
+from .vibrations_panel import VibrationsPanel
 
-#: The tabs, in order: (title, panel class). A panel class takes the shared state as its first
-#: argument; each later panel (training, comparison, PES scans, vibrations) is one more entry.
-PANELS: list[tuple[str, type]] = [("Dataset", DatasetPanel)]
+#: The tabs, in order: (title, panel class). A panel class takes the shared state as its first argument.
+PANELS: list[tuple[str, type]] = [
+    ("Dataset", DatasetPanel),
+    ("Training", TrainingPanel),
+    ("Compare", ComparePanel),
+    ("PES", PESPanel),
+    ("Vibrations", VibrationsPanel),
+]
 
 
 class Workbench(widgets.VBox):
@@ -22,7 +31,8 @@ class Workbench(widgets.VBox):
     dataset
         Open on this dataset; by default the built-in ``ethanol`` (or the first built-in installed).
     state
-        Share state with panels shown elsewhere.
+        Share state with panels shown elsewhere. By default the session's state
+        (:meth:`WorkbenchState.session`): running the cell again keeps the data and every training run.
 
     Attributes
     ----------
@@ -35,7 +45,7 @@ class Workbench(widgets.VBox):
     def __init__(self, dataset: Dataset | None = None, state: WorkbenchState | None = None):
         super().__init__(layout=widgets.Layout(max_width="1280px"))
         self.add_class("wb-app")
-        self.state = state if state is not None else WorkbenchState()
+        self.state = state if state is not None else WorkbenchState.session()
         self.panels: dict[str, widgets.Widget] = {}
         for title, panel in PANELS:
             if title == "Dataset":
@@ -46,7 +56,7 @@ class Workbench(widgets.VBox):
         self.tabs.add_class("wb-tabs")
         header = widgets.HTML(
             STYLE + '<div class="wb-title">Multi-fidelity MLIP workbench</div>'
-            '<div class="wb-subtitle">Data labelled at several levels of theory: which labels exist, '
-            "how the energies are spread, and every structure in 3D.</div>"
+            '<div class="wb-subtitle">Data labelled at several levels of theory → train potentials on them → '
+            "compare the models → scan their energy surfaces → see how they vibrate.</div>"
         )
         self.children = [header, self.tabs]

@@ -16,6 +16,7 @@ from ..data.dataset import Dataset
 from ..viz.dataset import coverage_figure, energy_distribution_figure, highlight_points, labels_table
 from ..viz.structure import replace_structure, structure_view
 from .html import STYLE, error_box, table
+from .labeling import LabelingControls
 from .state import WorkbenchState
 
 #: Extensions offered by the upload button (every format ``workbench.load`` reads by content).
@@ -134,8 +135,8 @@ class DatasetPanel(widgets.VBox):
         self.view_box.add_class("wb-structure")
         self.view = None
 
-        #: Where QM labeling of chosen configurations at a chosen level plugs in (arrives with the QM engine).
-        self.labeling = widgets.VBox()
+        #: QM labeling of all, a random or a farthest-point subset of the configurations at a chosen level.
+        self.labeling = LabelingControls(self.state)
 
         self.children = [
             widgets.HTML(STYLE),

@@ -1,11 +1,18 @@
-"""The state the panels of the workbench share: the dataset on show and the configuration looked at."""
+"""The state the panels of the workbench share: the dataset on show, the configuration looked at, the training
+runs by name and the split that keeps test configurations out of training."""
 
 from __future__ import annotations
 
+import threading
+
+import numpy as np
 import pandas as pd
 import traitlets
 
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, split_indices
+
+#: Fractions of the dataset for training, validation and test (the split every panel uses, seeded).
+SPLIT = (0.8, 0.1, 0.1)
 
 
 class WorkbenchState(traitlets.HasTraits):
@@ -21,19 +28,42 @@ class WorkbenchState(traitlets.HasTraits):
     dataset_name
         Where it came from, in words (a built-in name or a file name).
     configuration
-        Index of the configuration being looked at (structure browser, later the analyses).
+        Index of the configuration being looked at (structure browser, comparisons, scans, vibrations).
+    runs
+        Training runs by name (:class:`~workbench.ui.runs.Run`), in the order they were started.
+    runs_version
+        Goes up by one whenever a run is added, starts or ends: observe it to follow ``runs``.
+    split_seed
+        Seed of the train/validation/test split of the dataset (:meth:`split`).
     """
 
     dataset = traitlets.Instance(Dataset, allow_none=True)
     dataset_name = traitlets.Unicode("")
     configuration = traitlets.Int(0)
+    runs = traitlets.Dict()
+    runs_version = traitlets.Int(0)
+    split_seed = traitlets.Int(0)
+
+    _session: WorkbenchState | None = None
 
     def __init__(self, dataset: Dataset | None = None, dataset_name: str = "", **kwargs):
         super().__init__(**kwargs)
         self._references: pd.DataFrame | None = None
         self._residuals: pd.DataFrame | None = None
+        self._split: dict | None = None
+        self._queue_lock = threading.RLock()
+        self._version_lock = threading.Lock()
+        self._version = 0
         if dataset is not None:
             self.set_dataset(dataset, dataset_name or "dataset")
+
+    @classmethod
+    def session(cls) -> WorkbenchState:
+        """The state of this Python session: ``Workbench()`` without a state uses it, so running the app's cell
+        again shows the same data and every run trained so far."""
+        if cls._session is None:
+            cls._session = cls()
+        return cls._session
 
     def set_dataset(self, dataset: Dataset, name: str) -> None:
         """Show another dataset everywhere, from its configuration 0.
@@ -43,6 +73,7 @@ class WorkbenchState(traitlets.HasTraits):
         """
         self._references = None
         self._residuals = None
+        self._split = None
         with self.hold_trait_notifications():
             self.dataset_name = name
             self.configuration = 0
@@ -63,3 +94,73 @@ class WorkbenchState(traitlets.HasTraits):
 
             self._residuals = per_atom_residuals(self.dataset, self.atomic_references)
         return self._residuals
+
+    # ----------------------------------------------------------------------------- split
+    def split(self) -> dict[str, np.ndarray]:
+        """Indices of the ``train``, ``validation`` and ``test`` configurations of the dataset (fractions
+        :data:`SPLIT`, seeded by ``split_seed``). Training sees train and validation; comparisons use test."""
+        if self._split is None:
+            parts = split_indices(len(self.dataset), SPLIT, self.split_seed)
+            self._split = dict(zip(("train", "validation", "test"), (np.sort(p) for p in parts), strict=True))
+        return self._split
+
+    def subset(self, part: str) -> Dataset:
+        """The configurations of one part of :meth:`split` (``"all"`` for the whole dataset)."""
+        if part == "all":
+            return self.dataset
+        return self.dataset.select(self.split()[part])
+
+    # ----------------------------------------------------------------------------- runs
+    def add_run(self, run, train, queue: bool = False) -> None:
+        """Keep ``run`` under its name and start it with ``train`` (:func:`workbench.train`), or, with ``queue``,
+        once every run before it has finished."""
+        if run.name in self.runs:
+            raise ValueError(f"a run named {run.name!r} exists already; choose another name")
+        run._train = train
+        run.subscribe(self._on_run_event)
+        with self._queue_lock:
+            self.runs = {**self.runs, run.name: run}
+            busy = any(r.state in ("queued", "running") for r in self.runs.values() if r is not run)
+            if queue and busy:
+                run.write("waiting for the runs before it")
+            else:
+                run.start(train)
+        self._bump()
+
+    def remove_run(self, name: str) -> None:
+        """Forget a run (cancelling it first if it still trains)."""
+        run = self.runs[name]
+        if not run.finished:
+            run.cancel()
+        with self._queue_lock:
+            self.runs = {k: v for k, v in self.runs.items() if k != name}
+        self._bump()
+
+    def finished_runs(self) -> dict:
+        """``{name: model}`` of every run that has a model to analyse (done, or cancelled with weights)."""
+        return {name: run.model for name, run in self.runs.items() if run.finished and run.model is not None}
+
+    def unique_run_name(self, stem: str) -> str:
+        """``stem``, or ``stem-2``, ``stem-3``... whichever no run has yet."""
+        name, k = stem, 2
+        while name in self.runs:
+            name, k = f"{stem}-{k}", k + 1
+        return name
+
+    def _on_run_event(self, run, event: str) -> None:
+        if event != "end":
+            if event == "stage" and run.epochs == 0:
+                self._bump()
+            return
+        with self._queue_lock:
+            waiting = [r for r in self.runs.values() if r.state == "waiting"]
+            if waiting and not any(r.state in ("queued", "running") for r in self.runs.values()):
+                waiting[0].start(waiting[0]._train)
+        self._bump()
+
+    def _bump(self) -> None:
+        # Runs end in their own threads: count under a lock, notify outside it (observers draw widgets).
+        with self._version_lock:
+            self._version += 1
+            version = self._version
+        self.runs_version = version

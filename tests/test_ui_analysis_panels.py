@@ -1,0 +1,269 @@
+"""What the Compare, PES and Vibrations panels and the labeling controls do on a click, without a browser.
+
+Models are real, tiny and trained once per module (3 epochs on the sample data); reference QM is real (tblite).
+"""
+
+import numpy as np
+import pytest
+from plotly.callbacks import Points
+
+import workbench as wb
+from workbench.ui import ComparePanel, DatasetPanel, PESPanel, TrainingPanel, VibrationsPanel, WorkbenchState
+from workbench.ui.pes_panel import bonded_paths, grid
+
+
+def train_runs(state: WorkbenchState, plans: list[tuple[str, str, tuple[str, ...] | None]]) -> WorkbenchState:
+    """Train one run per (name, strategy, levels) from the Training panel, 3 epochs of a tiny model."""
+    panel = TrainingPanel(state)
+    panel.epochs.value, panel.width.value = 3, 8
+    for name, strategy, levels in plans:
+        if levels is not None:
+            for level, row in panel.rows.items():
+                row.use.value = level in levels
+        panel.strategy.value = strategy
+        panel.run_name.value = name
+        run = panel.start()
+        assert run.wait(120) and run.state == "done", run.log
+    return state
+
+
+@pytest.fixture(scope="module")
+def ani_state():
+    state = WorkbenchState(wb.datasets.builtin("ani1x-sample"), "builtin:ani1x-sample")
+    levels = ("wb97x/6-31g*", "ccsd(t)/cbs")
+    return train_runs(state, [("multi", "multifidelity", levels), ("single", "single", levels)])
+
+
+@pytest.fixture(scope="module")
+def md17_state():
+    state = WorkbenchState(wb.datasets.builtin("md17-ethanol-sample"), "builtin:md17-ethanol-sample")
+    return train_runs(state, [("pbe-model", "single", None)])
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def click(figure, trace_index: int, point: int) -> None:
+    """What plotly's frontend does when a point is clicked: the trace's click callbacks get that point."""
+    trace = figure.data[trace_index]
+    trace._dispatch_on_click(Points([point], [trace.x[point]], [trace.y[point]], trace.name, trace_index), None)
+
+
+# --------------------------------------------------------------------------------------------- Compare
+def test_compare_tabulates_and_plots_the_chosen_runs(ani_state):
+    panel = ComparePanel(ani_state)
+    assert set(panel.runs.options) == {"multi", "single"} and set(panel.runs.value) == {"multi", "single"}
+    panel.part_choice.value = "all"
+    panel.compare(wait=True)
+    assert panel.error.value == ""
+    metrics = wb.analysis.metrics([ani_state.runs["multi"].model], ani_state.dataset, ["ccsd(t)/cbs"])
+    assert f"{metrics['energy_mae'].iloc[0]:.4f}" in panel.metrics.value
+    assert "multi" in panel.metrics.value and "single" in panel.metrics.value
+    # One parity panel per level with labels, WebGL, one trace per model head compared with it.
+    models = {t.name for t in panel.parity.data if t.type == "scattergl" and t.mode == "markers"}
+    assert models == {"multi · wb97x/6-31g*", "multi · ccsd(t)/cbs", "single"}
+    ccsd = [t for t in panel.parity.data if t.name == "single"][0]
+    assert len(ccsd.x) == int(ani_state.dataset.labels["ccsd(t)/cbs"].energy_mask.sum())
+    panel.units.value = "kcal/mol"
+    assert "kcal/mol" in panel.parity.layout.xaxis.title.text
+    panel.quantity.value = "forces"
+    forces = [t for t in panel.parity.data if t.mode == "markers"]
+    assert [t.name for t in forces] == ["multi · wb97x/6-31g*"]
+    assert len(forces[0].x) == 3 * int(
+        ani_state.dataset.n_atoms[ani_state.dataset.labels["wb97x/6-31g*"].forces_mask].sum()
+    )
+    assert len(panel.worst.options) > 0
+    assert "Train with the <i>learning curve</i>" in panel.learning_note.value
+    assert any(t.name and "val" in t.name or "train" in (t.name or "") for t in panel.curves.data)
+
+
+def test_clicking_a_parity_point_shows_that_configuration_in_3d(ani_state):
+    panel = ComparePanel(ani_state)
+    panel.part_choice.value = "all"
+    panel.quantity.value = "forces"
+    panel.compare(wait=True)
+    k = next(i for i, t in enumerate(panel.parity.data) if t.name == "multi · wb97x/6-31g*")
+    trace = panel.parity.data[k]
+    point = 3 * int(ani_state.dataset.n_atoms[:5].sum())  # a force component of configuration 5
+    configuration = int(np.asarray(trace.customdata)[point][0])
+    assert configuration == 5
+    ani_state.configuration = 0
+    click(panel.parity, k, point)
+    assert panel.shown == {"configuration": 5, "model": "multi · wb97x/6-31g*", "fidelity": "wb97x/6-31g*"}
+    assert ani_state.configuration == 5  # the Dataset panel's browser follows
+    view = panel.view_box.children[0]
+    shapes = [m for m in view._ngl_msg_archive if m.get("methodName") == "addShape"]
+    assert {s["args"][0] for s in shapes} == {"predicted forces", "reference forces"}
+    head = (ani_state.runs["multi"].model, "wb97x/6-31g*")
+    errors = wb.analysis.force_errors(head, ani_state.dataset, 5, "wb97x/6-31g*")
+    assert f"{errors.norm.max():.3g} eV/Å" in panel.view_info.value
+    # A second click replaces the view and closes the old one (one WebGL context each).
+    click(panel.parity, k, 0)
+    assert panel.shown["configuration"] == 0 and view.comm is None and panel.view_box.children[0] is not view
+
+
+def test_worst_configurations_open_in_the_view(ani_state):
+    panel = ComparePanel(ani_state)
+    panel.part_choice.value = "all"
+    panel.compare(wait=True)
+    errors = wb.analysis.configuration_errors(panel.evaluations, panel.dataset)
+    worst = wb.analysis.worst_configurations(errors, n=10)
+    assert [v[0] for _, v in panel.worst.options] == worst["configuration"].tolist()
+    panel.worst.value = panel.worst.options[0][1]
+    assert panel.shown["configuration"] == worst["configuration"].iloc[0]
+
+
+def test_compare_on_the_test_split_maps_back_to_the_dataset(md17_state):
+    panel = ComparePanel(md17_state)
+    assert panel.part_choice.value == "test"
+    panel.compare(wait=True)
+    test = md17_state.split()["test"]
+    assert len(panel.dataset) == len(test)
+    k = next(i for i, t in enumerate(panel.parity.data) if t.name == "pbe-model")
+    click(panel.parity, k, len(test) - 1)
+    assert md17_state.configuration == test[-1]
+    assert f"Configuration {test[-1]}" in panel.view_info.value
+
+
+def test_compare_without_runs_explains(md17_state):
+    panel = ComparePanel(WorkbenchState(md17_state.dataset, "md17"))
+    assert "Train a model" in panel.status.value
+    assert panel.compare() is None and "at least one finished run" in panel.error.value
+
+
+# --------------------------------------------------------------------------------------------- PES
+def test_pes_defaults_to_a_dihedral_about_heavy_atoms():
+    atoms = wb.datasets.builtin("md17-ethanol-sample").to_atoms(0)
+    first = bonded_paths(atoms, 4)[0]
+    assert all(atoms.numbers[i] > 1 for i in first[1:3])
+    values = grid("dihedral", -180, 180, 12)
+    assert len(values) == 12 and values[-1] == 150.0  # the full turn closes without repeating the start
+    assert np.allclose(grid("bond", 1.0, 2.0, 3), [1.0, 1.5, 2.0])
+
+
+def test_pes_scans_the_chosen_dihedral_with_every_model(md17_state):
+    panel = PESPanel(md17_state)
+    assert panel.models.members.value == (("pbe-model", "pbe+vdw-ts"),)
+    assert panel.first.kind.value == "dihedral" and panel.first.start.value == -180.0
+    panel.first.points.value = 8
+    panel.scan(wait=True)
+    assert panel.error.value == ""
+    result = panel.result
+    assert result.coordinates[0].atoms == panel.first.indices and len(result.frames) == 8
+    atoms = md17_state.dataset.to_atoms(md17_state.configuration)
+    measured = [f.get_dihedral(*panel.first.indices) for f in result.frames]
+    assert np.allclose(np.mod(measured, 360), np.mod(grid("dihedral", -180, 180, 8), 360), atol=1e-6)
+    # The model's energies along the scan, as the analysis computes them.
+    model = md17_state.runs["pbe-model"].model
+    direct = wb.analysis.scan(model, atoms, result.coordinates[0].values, dihedral=panel.first.indices)
+    assert np.allclose(result.energies.iloc[:, 0], direct.energies.iloc[:, 0], atol=1e-5)
+    assert [t.name for t in panel.figure.data] == ["pbe-model"]
+    assert list(panel.scores.index) == ["pbe-model"] and "Smoothness" in panel.scores_html.value
+    assert "reference QM" in panel.scores_html.value
+
+
+def test_picking_atoms_in_the_view_fills_the_coordinate(md17_state):
+    panel = PESPanel(md17_state)
+    panel.first.kind.value = "bond"
+    panel._on_pick({"new": {"atom1": {"index": 0}}})
+    panel._on_pick({"new": {"atom1": {"index": 3}}})
+    assert panel.first.indices == (0, 3)
+    d = md17_state.dataset.to_atoms(md17_state.configuration).get_distance(0, 3)
+    assert panel.first.start.value == pytest.approx(0.8 * d, abs=1e-3)
+    panel.first.atoms[1].value = 0
+    assert panel.scan() is None and "must be different" in panel.error.value
+
+
+@pytest.mark.qm
+def test_pes_reference_is_computed_once_and_scored(md17_state, cache):
+    panel = PESPanel(md17_state)
+    panel.first.points.value = 12
+    panel.reference.value = True  # gfn2-xtb
+    panel.scan(wait=True)
+    assert panel.error.value == ""
+    assert np.isfinite(panel.result.reference).all() and panel.result.reference_name == "gfn2-xtb"
+    assert "12 from the cache" not in panel.status.value
+    assert [t.name for t in panel.figure.data][-1] == "reference: gfn2-xtb"
+    scores = wb.analysis.smoothness(panel.result)
+    assert np.isfinite(panel.scores.loc["pbe-model", "rmse"])
+    assert f"{scores.loc['pbe-model', 'rmse']:.3g}" in panel.scores_html.value
+    panel.scan(wait=True)
+    assert "12 from the cache" in panel.status.value
+
+
+@pytest.mark.qm
+def test_pes_map_of_two_coordinates_with_a_level_as_a_curve(md17_state):
+    panel = PESPanel(md17_state)
+    panel.models.levels.value = "gfn2-xtb"
+    panel.first.points.value, panel.second.points.value = 4, 3
+    panel.two_d.value = True
+    panel.scan(wait=True)
+    assert panel.error.value == ""
+    assert panel.result.shape == (4, 3) and set(panel.result.members) == {"pbe-model", "gfn2-xtb"}
+    assert [t.type for t in panel.figure.data] == ["contour", "contour"]
+
+
+# --------------------------------------------------------------------------------------------- Vibrations
+@pytest.mark.qm
+def test_vibrations_table_and_mode_animation(md17_state, cache):
+    panel = VibrationsPanel(md17_state)
+    panel.compute(wait=True)
+    assert panel.error.value == ""
+    n_modes = 3 * 9 - 6
+    assert len(panel.table) == n_modes and {"reference", "pbe-model", "pbe-model error"} <= set(panel.table.columns)
+    assert list(panel.results) == ["reference: gfn2-xtb", "pbe-model"]
+    # The reference frequencies are GFN2-xTB's own harmonic analysis; the O-H stretch is the highest.
+    reference = panel.results["reference: gfn2-xtb"]
+    assert 3000 < reference.frequencies[-1] < 4000 and reference.characters[-1] == "O-H stretch"
+    assert f"{reference.frequencies[-1]:.1f}" in panel.table_html.value
+    assert panel.mode.value == n_modes - 1
+    view = panel.view
+    assert view.max_frame == 23 and view._iplayer.children[0].playing
+    arrows = [m for m in view._ngl_msg_archive if m.get("methodName") == "addShape"]
+    assert arrows  # atoms that move carry arrows
+    panel.amplitude.value = 0.5
+    assert panel.view is not view and view.comm is None
+    panel.animate("pbe-model", 0)
+    assert panel.source.value == "pbe-model" and panel.mode.value == 0
+
+
+# --------------------------------------------------------------------------------------------- labeling
+@pytest.mark.qm
+def test_labeling_a_farthest_point_subset_adds_a_level(tmp_path):
+    panel = DatasetPanel(builtin="md17-ethanol-sample")
+    controls = panel.labeling
+    controls.store.value = str(tmp_path / "labels")
+    controls.subset.value, controls.n.value = "fps", 5
+    panel.state.configuration = 7
+    job = controls.start()
+    assert job is not None and controls.wait(120)
+    ds = panel.state.dataset
+    assert ds.fidelity_names == ["gfn2-xtb", "pbe+vdw-ts"]
+    assert int(ds.labels["gfn2-xtb"].energy_mask.sum()) == 5 and int(ds.labels["gfn2-xtb"].forces_mask.sum()) == 5
+    assert panel.state.configuration == 7 and "gfn2-xtb" in panel.summary.value
+    assert "5 labels" in controls.progress_text.value and controls.progress.value == 5
+    # Asking again finds every label in the store.
+    controls.subset.value = "all"
+    controls.start()
+    assert controls.wait(120)
+    assert int(panel.state.dataset.labels["gfn2-xtb"].energy_mask.sum()) == 20
+    assert "15 computed" in controls.progress_text.value
+
+
+@pytest.mark.qm
+def test_labeling_can_be_cancelled_and_bad_levels_are_reported(tmp_path):
+    panel = DatasetPanel(builtin="md17-ethanol-sample")
+    controls = panel.labeling
+    controls.store.value = str(tmp_path / "labels")
+    before = panel.state.dataset
+    controls.level.value = "hf/cc-pvdz"
+    controls.start()
+    controls.cancel()
+    assert controls.wait(120)
+    assert controls.job.state == "cancelled" and panel.state.dataset is before
+    assert "cancelled" in controls.progress_text.value and not controls.start_button.disabled
+    controls.level.value = "no-such-method/cc-pvdz"
+    assert controls.start() is None and "no-such-method" in controls.error.value
