@@ -146,7 +146,14 @@ class TensorData:
             yield self.batch(order[start : start + batch_size])
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    """The batch order of one epoch: a permutation fixed by ``(seed, epoch)`` alone, so a resumed run
-    sees exactly the batches an uninterrupted one would."""
-    return np.random.default_rng([int(seed), int(epoch)]).permutation(n)
+def epoch_order(n: int, seed: int, epoch: int, passes: int = 1) -> np.ndarray:
+    """The configuration order of one epoch: ``passes`` permutations fixed by ``(seed, epoch)`` alone,
+    so a resumed run sees exactly the batches an uninterrupted one would."""
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    return np.concatenate([rng.permutation(n) for _ in range(passes)]) if passes > 1 else rng.permutation(n)
+
+
+def passes_per_epoch(n: int, batch_size: int, min_steps: int) -> int:
+    """Passes over ``n`` configurations that make an epoch of at least ``min_steps`` batches."""
+    steps = -(-n // batch_size)
+    return max(1, -(-min_steps // max(steps, 1)))

@@ -6,11 +6,11 @@ Nichol, Achiam, Schulman, "On first-order meta-learning algorithms", arXiv:1803.
 
 Each fidelity is a task. One network (trunk and readout) serves every task; only the per-element
 reference energies and the energy scale, fitted to each task before training, are swapped in with
-the task. One meta-epoch visits the tasks in a seeded order; for each, ``inner_steps`` Adam steps on
-that task's batches move the weights from ``w`` to ``w'``, and the meta-update keeps
-``w + meta_step * (w' - w)``, with ``meta_step`` falling linearly to 0 over the meta-epochs. The
-result is an initialisation that adapts quickly to any level; it is then fine-tuned on the target
-like the ``transfer`` recipe does.
+the task. A round visits the tasks in a seeded order; for each, ``inner_steps`` Adam steps on that task's
+batches move the weights from ``w`` to ``w'``, and the meta-update keeps ``w + meta_step * (w' - w)``,
+with ``meta_step`` falling linearly to 0 over all rounds. A meta-epoch holds enough rounds to pass
+once over the largest task. The result is an initialisation that adapts quickly to any level; it is
+then fine-tuned on the target like the ``transfer`` recipe does.
 """
 
 from __future__ import annotations
@@ -41,38 +41,32 @@ def reptile(model, tasks: dict, references: dict, settings, ctx: RunContext, met
         t: make_optimizer(parameter_groups(model, settings.lr), settings.optimizer, settings.lr, 0.0) for t in names
     }
     cursors = dict.fromkeys(names, 0)
+    # One meta-epoch passes once over the largest task: that many rounds of inner loops over every task.
+    largest = max(len(data) for data, _ in tasks.values())
+    rounds = max(1, math.ceil(math.ceil(largest / settings.batch_size) / inner_steps))
     records = []
     start = time.perf_counter()
     for cb in ctx.callbacks:
         cb.on_stage_begin("meta", meta_epochs)
     for epoch in range(meta_epochs):
-        step = meta_step * (1 - epoch / meta_epochs)
-        order = np.random.default_rng([settings.seed, 7919, epoch]).permutation(len(names))
-        losses = {}
-        for t in (names[i] for i in order):
-            if ctx.cancel.is_set():
-                for cb in ctx.callbacks:
-                    cb.on_stage_end("meta", "cancelled")
-                raise TrainingCancelled("meta-learning cancelled")
-            data, loss = tasks[t]
-            model.heads.set_references(*references[t])
-            before = [p.detach().clone() for p in params]
-            total = 0.0
-            for _ in range(inner_steps):
-                index = _next_batch(data, settings, cursors, t)
-                batch = data.batch(index)
-                share, _ = loss(model, batch, data.n_energies, data.n_force_atoms, training=True)
-                optimizers[t].zero_grad(set_to_none=True)
-                (share * (len(data) / len(index))).backward()
-                torch.nn.utils.clip_grad_norm_(params, settings.clip_norm or math.inf)
-                optimizers[t].step()
-                total += float(share.detach()) * len(data) / len(index)
-            if not math.isfinite(total):
-                raise RuntimeError(f"meta-learning diverged on task {t!r} at meta-epoch {epoch}; lower the lr")
-            with torch.no_grad():
-                for p, p0 in zip(params, before, strict=True):
-                    p.copy_(p0 + step * (p - p0))
-            losses[t] = total / inner_steps
+        losses = dict.fromkeys(names, 0.0)
+        for r in range(rounds):
+            step = meta_step * (1 - (epoch * rounds + r) / (meta_epochs * rounds))
+            order = np.random.default_rng([settings.seed, 7919, epoch, r]).permutation(len(names))
+            for t in (names[i] for i in order):
+                if ctx.cancel.is_set():
+                    for cb in ctx.callbacks:
+                        cb.on_stage_end("meta", "cancelled")
+                    raise TrainingCancelled("meta-learning cancelled")
+                model.heads.set_references(*references[t])
+                before = [p.detach().clone() for p in params]
+                total = _inner_loop(model, tasks[t], optimizers[t], params, settings, cursors, t, inner_steps)
+                if not math.isfinite(total):
+                    raise RuntimeError(f"meta-learning diverged on task {t!r} at meta-epoch {epoch}; lower the lr")
+                with torch.no_grad():  # Reptile: move only part of the way to the adapted weights
+                    for p, p0 in zip(params, before, strict=True):
+                        p.copy_(p0 + step * (p - p0))
+                losses[t] += total / (inner_steps * rounds)
         record = {
             "stage": "meta",
             "epoch": epoch,
@@ -89,6 +83,21 @@ def reptile(model, tasks: dict, references: dict, settings, ctx: RunContext, met
     for cb in ctx.callbacks:
         cb.on_stage_end("meta", "max_epochs")
     return pd.DataFrame(records)
+
+
+def _inner_loop(model, task, optimizer, params, settings, cursors, name, steps) -> float:
+    """``steps`` optimizer steps on one task; returns the summed loss estimates."""
+    data, loss = task
+    total = 0.0
+    for _ in range(steps):
+        index = _next_batch(data, settings, cursors, name)
+        share, _ = loss(model, data.batch(index), data.n_energies, data.n_force_atoms, training=True)
+        optimizer.zero_grad(set_to_none=True)
+        (share * (len(data) / len(index))).backward()
+        torch.nn.utils.clip_grad_norm_(params, settings.clip_norm or math.inf)
+        optimizer.step()
+        total += float(share.detach()) * len(data) / len(index)
+    return total
 
 
 def _next_batch(data: TensorData, settings, cursors: dict, task: str) -> np.ndarray:
@@ -111,7 +120,7 @@ def meta(
     model_settings,
     settings,
     ctx,
-    meta_epochs: int = 50,
+    meta_epochs: int = 100,
     inner_steps: int = 8,
     meta_step: float = 1.0,
     finetune_lr_factor: float = 0.1,

@@ -29,7 +29,11 @@ class TrainSettings:
     batch_size
         Configurations per optimizer step (over all processes under DistributedDataParallel).
     max_epochs
-        Upper bound on passes over the training set.
+        Upper bound on epochs. An epoch is one pass over the training set, or several when one pass
+        has fewer than ``min_steps`` batches, so that patience means a similar amount of training for
+        100 configurations and for 100 000.
+    min_steps
+        Fewest optimizer steps in an epoch.
     patience
         Early stopping: stop after this many epochs without improvement of ``monitor``. Give the
         high-level head time: its energies settle long before its gradients do (50-100 epochs).
@@ -77,6 +81,7 @@ class TrainSettings:
     weight_decay: float = 0.0
     batch_size: int = 32
     max_epochs: int = 500
+    min_steps: int = 16
     patience: int = 50
     monitor: str | dict = "val_loss"
     min_improvement: float = 0.0

@@ -19,7 +19,7 @@ from torch import nn
 
 from .callbacks import Callback
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .data import TensorData, epoch_order
+from .data import TensorData, epoch_order, passes_per_epoch
 from .loss import MaskedLoss, metrics_from_stats
 from .optim import EMA, make_optimizer, parameter_groups
 from .settings import TrainSettings
@@ -221,11 +221,12 @@ class Trainer:
         world = 1 if self.distributed is None else self.distributed.world_size
         rank = 0 if self.distributed is None else self.distributed.rank
         self.model.train()
-        order = epoch_order(len(train), s.seed, self.epoch)
+        n = len(train)
+        passes = passes_per_epoch(n, s.batch_size, s.min_steps)
+        order = epoch_order(n, s.seed, self.epoch, passes)
         total = torch.zeros((), dtype=torch.float64, device=train.device)
         stats = torch.zeros(len(self.loss.heads), 6, dtype=torch.float64, device=train.device)
-        n = len(train)
-        for lo in range(0, n, s.batch_size):
+        for lo in range(0, len(order), s.batch_size):
             if self.cancel.is_set():
                 raise TrainingCancelled()
             chunk = order[lo : lo + s.batch_size]
@@ -246,7 +247,7 @@ class Trainer:
         if self.distributed is not None and world > 1:
             self.distributed.all_reduce(total)
             self.distributed.all_reduce(stats)
-        train_loss = float(total)
+        train_loss = float(total) / passes
         best_train = min((r["train_loss"] for r in self.records), default=math.inf)
         if train_loss > s.explode_factor * best_train:
             self._diverged(f"the training loss exploded to {train_loss:.3g} (best so far {best_train:.3g})")
