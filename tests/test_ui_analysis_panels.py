@@ -149,6 +149,7 @@ def test_pes_scans_the_chosen_dihedral_with_every_model(md17_state):
     assert panel.models.members.value == (("pbe-model", "pbe+vdw-ts"),)
     assert panel.first.kind.value == "dihedral" and panel.first.start.value == -180.0
     panel.first.points.value = 8
+    panel.reference.value = False  # no QM here: the model alone
     panel.scan(wait=True)
     assert panel.error.value == ""
     result = panel.result
@@ -181,7 +182,7 @@ def test_picking_atoms_in_the_view_fills_the_coordinate(md17_state):
 def test_pes_reference_is_computed_once_and_scored(md17_state, cache):
     panel = PESPanel(md17_state)
     panel.first.points.value = 12
-    panel.reference.value = True  # gfn2-xtb
+    assert panel.reference.value and panel.reference_level.value == "gfn2-xtb"  # the default reference
     panel.scan(wait=True)
     assert panel.error.value == ""
     assert np.isfinite(panel.result.reference).all() and panel.result.reference_name == "gfn2-xtb"
@@ -197,6 +198,7 @@ def test_pes_reference_is_computed_once_and_scored(md17_state, cache):
 @pytest.mark.qm
 def test_pes_map_of_two_coordinates_with_a_level_as_a_curve(md17_state):
     panel = PESPanel(md17_state)
+    panel.reference.value = False
     panel.models.levels.value = "gfn2-xtb"
     panel.first.points.value, panel.second.points.value = 4, 3
     panel.two_d.value = True
@@ -221,7 +223,10 @@ def test_vibrations_table_and_mode_animation(md17_state, cache):
     assert f"{reference.frequencies[-1]:.1f}" in panel.table_html.value
     assert panel.mode.value == n_modes - 1
     view = panel.view
-    assert view.max_frame == 23 and view._iplayer.children[0].playing
+    player = view._iplayer.children[0]
+    assert view.max_frame == 23 and player.repeat and not player.playing
+    view.loaded = True  # what nglview's frontend reports once it has drawn the view
+    assert player.playing
     arrows = [m for m in view._ngl_msg_archive if m.get("methodName") == "addShape"]
     assert arrows  # atoms that move carry arrows
     panel.amplitude.value = 0.5

@@ -12,7 +12,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-from labdriver import canvas_image, canvas_ink, chromium_page, jupyterlab, open_and_run, widget_errors
+from labdriver import (
+    CANVAS_INK,
+    canvas_image,
+    canvas_ink,
+    chromium_page,
+    jupyterlab,
+    open_and_run,
+    widget_errors,
+)
 
 import workbench as wb
 from workbench.ui.dataset_panel import default_builtin
@@ -34,7 +42,8 @@ def page(tmp_path_factory):
     # A copy, so running it never writes outputs into the repository's notebook.
     shutil.copy(REPO / "notebooks" / "workbench.ipynb", root / "workbench.ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with jupyterlab(root, work, env={"WORKBENCH_FAST": "1"}) as server, chromium_page() as page:
+    env = {"WORKBENCH_FAST": "1", "WORKBENCH_CACHE": str(work / "cache")}  # QM labels stay in this test's folder
+    with jupyterlab(root, work, env=env) as server, chromium_page() as page:
         try:
             open_and_run(page, server, "workbench.ipynb")
             page.wait_for_selector(f"{PANEL} .wb-summary", timeout=60_000)
@@ -109,7 +118,7 @@ def test_choosing_a_configuration_updates_labels_and_view(page):
 
 def test_choosing_another_dataset_redraws_the_figures(page):
     before_view = canvas_image(page, ".wb-structure")
-    page.locator(f"{PANEL} .widget-dropdown select").select_option("md17-ethanol-sample")
+    page.locator(PANEL).get_by_label("Built-in").select_option("md17-ethanol-sample")
     page.locator(f"{PANEL} .wb-summary", has_text="md17-ethanol-sample").wait_for(timeout=30_000)
     # One level of theory now: the heatmap has one row and the violins one trace.
     page.wait_for_function(
@@ -126,6 +135,163 @@ def test_choosing_another_dataset_redraws_the_figures(page):
     drawn = canvas_ink(page, ".wb-structure")
     assert drawn["ink"] > 0.01 * drawn["total"], drawn
     page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-md17.png"))
+
+
+# --------------------------------------------------------------------------------------------- the other tabs
+# From here on the workbench shows md17-ethanol-sample (chosen above); the tests build on each other in order:
+# label it at GFN2-xTB, train on both levels, compare, scan, vibrate.
+TABS = {
+    "Dataset": ".wb-dataset-panel",
+    "Training": ".wb-training-panel",
+    "Compare": ".wb-compare-panel",
+    "PES": ".wb-pes-panel",
+    "Vibrations": ".wb-vibrations-panel",
+}
+
+# Page coordinates of the first point of the first trace named ``name`` of a plotly graph (its axes' offsets
+# plus the data-to-pixel maps of plotly.js).
+POINT_XY = """([sel, name, k]) => {
+  const gd = document.querySelector(sel);
+  const t = gd._fullData.find(d => d.name === name);
+  const xa = gd._fullLayout[(t.xaxis || 'x').replace('x', 'xaxis')];
+  const ya = gd._fullLayout[(t.yaxis || 'y').replace('y', 'yaxis')];
+  const box = gd.getBoundingClientRect();
+  return [box.left + xa._offset + xa.l2p(t.x[k]), box.top + ya._offset + ya.l2p(t.y[k])];
+}"""
+
+
+def show_tab(page, title: str):
+    page.locator(".wb-tabs .lm-TabBar-tab", has_text=title).click()
+    panel = page.locator(TABS[title])
+    panel.wait_for(state="visible", timeout=30_000)
+    return panel
+
+
+def wait_for_ink(page, selector: str, share: float = 0.01, timeout: float = 60_000) -> dict:
+    """Wait until the canvas under ``selector`` has drawn at least ``share`` of its pixels; its ink."""
+    page.wait_for_selector(f"{selector} canvas", timeout=timeout)
+    drawn = page.wait_for_function(
+        """([sel, share]) => { const c = document.querySelector(sel + ' canvas');
+                               if (!c || !c.width || !c.height) return false;
+                               const ink = ("""
+        + CANVAS_INK
+        + """)(c);
+                               return ink.ink > share * ink.total ? ink : false; }""",
+        arg=[selector, share],
+        timeout=timeout,
+    )
+    return drawn.json_value()
+
+
+def wait_for_new_drawing(page, selector: str, before: str) -> None:
+    """Wait until the canvas under ``selector`` shows something else than the data URL ``before``."""
+    page.wait_for_function(
+        "([sel, old]) => { const c = document.querySelector(sel); return c && c.toDataURL() !== old; }",
+        arg=[f"{selector} canvas", before],
+        timeout=30_000,
+    )
+
+
+def test_every_tab_renders(page):
+    for title in TABS:
+        panel = show_tab(page, title)
+        assert panel.is_visible()
+        assert all(not box.inner_text().strip() for box in panel.locator(".wb-error-box").all())
+    assert page.locator(".wb-training-panel .wb-fidelities").inner_text().count("pbe+vdw-ts") == 1
+    assert "Train a model" in page.locator(".wb-compare-panel").inner_text()
+    show_tab(page, "Dataset")
+
+
+def test_labeling_from_the_dataset_tab_adds_a_level(page):
+    panel = show_tab(page, "Dataset")
+    panel.locator(".wb-label-start").click()
+    page.locator(f"{PANEL} .wb-summary", has_text="2 levels of theory").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.wb-coverage .ytick')].map(t => t.textContent).includes('gfn2-xtb')",
+        timeout=30_000,
+    )
+    panel.locator(".wb-labeling", has_text="20 labels at gfn2-xtb").wait_for(timeout=30_000)
+
+
+def test_a_training_run_shows_its_curves(page):
+    panel = show_tab(page, "Training")
+    assert panel.locator(".wb-fidelities").inner_text().count("gfn2-xtb") == 1  # the new level is offered
+    panel.locator(".wb-start").click()
+    panel.locator(".wb-runs td", has_text="done").wait_for(timeout=180_000)
+    # Loss and per-level error curves: one line per (quantity, level, split), each with every epoch drawn.
+    page.wait_for_function(
+        """() => { const gd = document.querySelector('.wb-training-curves .js-plotly-plot');
+                   return gd && gd._fullData.length >= 6 && gd._fullData.every(t => t.x && t.x.length >= 2); }""",
+        timeout=60_000,
+    )
+    names = page.evaluate(
+        "() => document.querySelector('.wb-training-curves .js-plotly-plot')._fullData.map(t => t.name)"
+    )
+    assert "loss (val)" in names and "gfn2-xtb forces (val)" in names and "pbe+vdw-ts energy (val)" in names
+    assert panel.locator(".wb-training-curves .scatterlayer .trace path.js-line").count() >= 6
+    assert "done" in panel.locator(".wb-progress-text").inner_text()
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-training.png"))
+
+
+def test_clicking_a_parity_point_updates_the_3d_view(page):
+    panel = show_tab(page, "Compare")
+    panel.get_by_label("Evaluate on").select_option(label="all")
+    panel.locator(".wb-compare").click()
+    page.wait_for_function(
+        "() => { const gd = document.querySelector('.wb-parity .js-plotly-plot');"
+        "        return gd && gd._fullData.some(t => t.type === 'scattergl' && t.mode === 'markers'); }",
+        timeout=60_000,
+    )
+    assert "energy_mae" in panel.locator(".wb-metrics").inner_text()
+    trace = page.evaluate(
+        "() => document.querySelector('.wb-parity .js-plotly-plot')._fullData"
+        ".find(t => t.mode === 'markers' && t.name !== 'y = x').name"
+    )
+    parity = ".wb-parity .js-plotly-plot"
+    panel.locator(parity).scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT_XY, [parity, trace, 0])
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    panel.locator(".wb-force-info", has_text="Configuration").wait_for(timeout=30_000)
+    wait_for_ink(page, ".wb-force-view")
+    before = canvas_image(page, ".wb-force-view")
+    info = panel.locator(".wb-force-info").inner_text()
+    x, y = page.evaluate(POINT_XY, [parity, trace, 5])
+    page.mouse.move(x, y)
+    page.mouse.click(x, y)
+    page.wait_for_function(
+        "([sel, old]) => document.querySelector(sel).innerText !== old", arg=[".wb-force-info", info], timeout=30_000
+    )
+    wait_for_ink(page, ".wb-force-view")
+    wait_for_new_drawing(page, ".wb-force-view", before)
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-compare.png"))
+
+
+def test_a_scan_draws_its_curve_and_scores(page):
+    panel = show_tab(page, "PES")
+    wait_for_ink(page, ".wb-pes-view")
+    panel.locator(".wb-scan").click()
+    panel.locator(".wb-smoothness", has_text="Smoothness").wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => document.querySelectorAll('.wb-pes-figure .scatterlayer .trace path.js-line').length >= 1",
+        timeout=30_000,
+    )
+    # The model's curve, the GFN2-xTB reference points, and the model's scores against them.
+    names = page.evaluate("() => document.querySelector('.wb-pes-figure .js-plotly-plot')._fullData.map(t => t.name)")
+    assert names == ["multifidelity-hipnn · pbe+vdw-ts", "reference: gfn2-xtb"]
+    scores = panel.locator(".wb-smoothness").inner_text()
+    assert "multifidelity-hipnn · pbe+vdw-ts" in scores and "roughness" in scores
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-pes.png"))
+
+
+def test_a_vibrational_mode_animates(page):
+    panel = show_tab(page, "Vibrations")
+    panel.locator(".wb-vibrate").click()
+    panel.locator(".wb-frequencies td", has_text="O-H stretch").first.wait_for(timeout=180_000)
+    wait_for_ink(page, ".wb-mode-view")
+    # The animation plays: the drawing changes by itself.
+    wait_for_new_drawing(page, ".wb-mode-view", canvas_image(page, ".wb-mode-view"))
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-vibrations.png"))
 
 
 def test_console_has_no_widget_errors(page):

@@ -60,3 +60,12 @@ class Workbench(widgets.VBox):
             "compare the models → scan their energy surfaces → see how they vibrate.</div>"
         )
         self.children = [header, self.tabs]
+        self.tabs.observe(self._on_tab, "selected_index")
+
+    def _on_tab(self, change) -> None:
+        # A 3D view drawn while its tab was hidden has no size yet: the panel fits its views when shown.
+        if change["new"] is None:
+            return
+        panel = self.tabs.children[change["new"]]
+        if hasattr(panel, "on_show"):
+            panel.on_show()

@@ -126,6 +126,12 @@ class ComparePanel(widgets.VBox):
         self.state.observe(self._on_dataset, "dataset")
         self._on_runs(None)
 
+    def on_show(self) -> None:
+        """Fit the 3D view to its box (called by the app when the tab is shown: a view drawn while hidden has no
+        size)."""
+        if self._view is not None:
+            self._view.handle_resize()
+
     # ----------------------------------------------------------------------------- choices
     def _on_runs(self, _change) -> None:
         finished = list(self.state.finished_runs())
@@ -198,6 +204,12 @@ class ComparePanel(widgets.VBox):
             return
         fidelities = list(dict.fromkeys(data["fidelity"]))
         figure = parity_figure(data).update_layout(width=max(480, 420 * len(fidelities)) + 60, height=440)
+        # Each head is a trace in its own level's panel: give every model head its legend entry.
+        named = set()
+        for trace in figure.data:
+            if trace.mode == "markers" and trace.name not in named:
+                trace.showlegend = True
+                named.add(trace.name)
         replace_figure(self.parity, figure)
         labels = {ev.label: ev for ev in self.evaluations}
         self._trace_keys = {}

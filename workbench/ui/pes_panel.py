@@ -76,7 +76,7 @@ class CoordinateChooser(widgets.HBox):
 
     def __init__(self, kind: str = "dihedral", points: int = 24):
         self.kind = widgets.ToggleButtons(options=["bond", "angle", "dihedral"], value=kind)
-        self.kind.style.button_width = "72px"
+        self.kind.style.button_width = "84px"
         self.atoms = [widgets.Dropdown(layout={"width": "86px"}) for _ in range(4)]
         self.start = widgets.FloatText(description="from", style=COMPACT, layout={"width": "130px"})
         self.stop = widgets.FloatText(description="to", style=COMPACT, layout={"width": "115px"})
@@ -154,7 +154,7 @@ class PESPanel(widgets.VBox):
         self.two_d = widgets.Checkbox(value=False, description="2D map: a second coordinate", indent=False)
         self.second = CoordinateChooser("bond", 5 if fast_mode() else 15)
         self.second.layout.display = "none"
-        self.reference = widgets.Checkbox(value=False, description="reference QM at", indent=False)
+        self.reference = widgets.Checkbox(value=True, description="reference QM at", indent=False)
         self.reference.layout.width = "140px"
         self.reference_level = widgets.Text(value="gfn2-xtb", layout={"width": "160px"})
         self.reference_every = widgets.BoundedIntText(1, min=1, max=50, description="every", style=COMPACT)
@@ -168,7 +168,7 @@ class PESPanel(widgets.VBox):
         self.figure = go.FigureWidget()
         figure_box = widgets.Box([self.figure])
         figure_box.add_class("wb-pes-figure")
-        self.scores_html = widgets.HTML()
+        self.scores_html = widgets.HTML(layout={"flex": "1 1 0", "min_width": "420px", "padding": "0 0 0 8px"})
         self.scores_html.add_class("wb-smoothness")
         self.view_box = widgets.Box(layout={"width": "362px", "height": "302px", "border": "1px solid #e4e7eb"})
         self.view_box.add_class("wb-pes-view")
@@ -176,12 +176,12 @@ class PESPanel(widgets.VBox):
 
         self.children = [
             widgets.HTML(STYLE),
-            row([self.models, self.configuration], align_items="flex-start"),
-            row(
+            widgets.HBox(
                 [
-                    self.view_box,
                     widgets.VBox(
                         [
+                            self.models,
+                            self.configuration,
                             section("Coordinate", "choose atoms from the lists, or click them in the 3D view"),
                             self.first,
                             self.two_d,
@@ -190,13 +190,17 @@ class PESPanel(widgets.VBox):
                             row([self.units, self.scan_button]),
                             self.status,
                         ],
-                        layout={"padding": "0 0 0 12px", "flex": "1 1 auto"},
+                        layout={"flex": "1 1 0", "min_width": "0", "padding": "0 12px 0 0"},
                     ),
+                    self.view_box,
                 ],
-                align_items="flex-start",
+                layout={"width": "100%", "align_items": "flex-start"},
             ),
             self.error,
-            row([figure_box, self.scores_html], align_items="flex-start"),
+            widgets.HBox(
+                [figure_box, self.scores_html],
+                layout={"width": "100%", "align_items": "flex-start", "flex_flow": "row wrap"},
+            ),
         ]
         self.two_d.observe(self._on_two_d, "value")
         self.scan_button.on_click(lambda _: self.scan())
@@ -204,6 +208,12 @@ class PESPanel(widgets.VBox):
         self.state.observe(self._on_configuration, "configuration")
         self.state.observe(self._on_configuration, "dataset")
         self._on_configuration(None)
+
+    def on_show(self) -> None:
+        """Fit the 3D view to its box (called by the app when the tab is shown: a view drawn while hidden has no
+        size)."""
+        if self.view is not None:
+            self.view.handle_resize()
 
     # ----------------------------------------------------------------------------- choices
     def _on_configuration(self, _change) -> None:
@@ -221,8 +231,9 @@ class PESPanel(widgets.VBox):
             self.first.set_atoms(keep[1])
             self.second.set_atoms(keep[3])
         self.configuration.value = (
-            f'<div style="font-size:14px">Scans start from configuration <b>{i}</b> ({ds.info["formula"].iloc[i]}) '
-            "of the dataset: choose another in the Dataset tab or by clicking a point in Compare.</div>"
+            f'<div style="font-size:14px; margin:6px 0">Scans start from configuration <b>{i}</b> '
+            f"({ds.info['formula'].iloc[i]}) of the dataset: choose another in the Dataset tab or by clicking a point "
+            "in Compare.</div>"
         )
         self._show_molecule(atoms)
 
@@ -295,7 +306,8 @@ class PESPanel(widgets.VBox):
                 figure = scan_figure(self.result, units=units)
             else:
                 figure = scan_contour_figure(self.result, units=units)
-            replace_figure(self.figure, figure.update_layout(width=760 if len(self.result.coordinates) == 1 else 900))
+            width = 600 if len(self.result.coordinates) == 1 else 240 + 330 * (len(self.result.members) + 1)
+            replace_figure(self.figure, figure.update_layout(width=width))
             self.scores = analysis.smoothness(self.result, units=units)
             shown = self.scores[[c for c in SCORES if c in self.scores.columns]].dropna(axis=1, how="all")
             self.scores_html.value = _scores_html(shown, units, self.result.reference is not None)

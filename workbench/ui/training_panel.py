@@ -131,7 +131,7 @@ class TrainingPanel(widgets.VBox):
         )
         self.family_info = widgets.HTML()
         self.strategy = widgets.ToggleButtons(
-            options=[(k, v) for k, v in STRATEGIES.items()], value="multifidelity", style={"button_width": "108px"}
+            options=[(k, v) for k, v in STRATEGIES.items()], value="multifidelity", style={"button_width": "122px"}
         )
         self.strategy.add_class("wb-strategy")
         self.strategy_info = widgets.HTML()

@@ -36,6 +36,7 @@ class VibrationsPanel(widgets.VBox):
         self.results: dict = {}
         self.table = None
         self.view = None
+        self._quiet = False
 
         self.models = ModelChooser(self.state, rows=4)
         self.reference = widgets.Checkbox(value=True, description="reference at", indent=False)
@@ -79,7 +80,7 @@ class VibrationsPanel(widgets.VBox):
         ]
         self.compute_button.on_click(lambda _: self.compute())
         self.source.observe(self._on_source, "value")
-        self.mode.observe(lambda _: self.animate(), "value")
+        self.mode.observe(lambda _: self._quiet or self.animate(), "value")
         self.amplitude.observe(lambda _: self.animate(), "value")
         self.state.observe(self._on_configuration, "configuration")
         self.state.observe(self._on_configuration, "dataset")
@@ -98,6 +99,12 @@ class VibrationsPanel(widgets.VBox):
             f'<div style="font-size:14px">Each model (and the reference) first relaxes configuration <b>{i}</b> '
             f"({ds.info['formula'].iloc[i]}), then computes its Hessian at its own minimum.</div>"
         )
+
+    def on_show(self) -> None:
+        """Fit the 3D view to its box (called by the app when the tab is shown: a view drawn while hidden has no
+        size)."""
+        if self.view is not None:
+            self.view.handle_resize()
 
     # ----------------------------------------------------------------------------- computing
     def compute(self, wait: bool = False) -> BackgroundTask | None:
@@ -140,8 +147,12 @@ class VibrationsPanel(widgets.VBox):
             formats = {c: "+.1f" if c.endswith(" error") else ".1f" for c in numbers}
             self.table_html.value = table(t.set_index("mode"), formats)
             replace_figure(self.figure, frequency_figure(t).update_layout(width=1100))
-            self.source.options = list(self.results)
-            self.source.value = next(iter(self.results))
+            self._quiet = True
+            try:
+                self.source.options = list(self.results)
+                self.source.value = next(iter(self.results))
+            finally:
+                self._quiet = False
             self._on_source(None)
         except Exception as error:
             self.error.value = error_box(error, "draw the frequencies")
@@ -154,9 +165,16 @@ class VibrationsPanel(widgets.VBox):
             (f"{k} · {f:.0f} cm⁻¹" + (f" · {c}" if c else ""), k)
             for k, (f, c) in enumerate(zip(result.frequencies, result.characters, strict=True))
         ]
-        # Open on the highest mode: a stretch, the easiest motion to recognise.
-        self.mode.options = options
-        self.mode.value = options[-1][1] if options else None
+        if self._quiet:
+            return
+        # Open on the highest mode (a stretch, the easiest motion to recognise); one new view, not one per change.
+        self._quiet = True
+        try:
+            self.mode.options = options
+            self.mode.value = options[-1][1] if options else None
+        finally:
+            self._quiet = False
+        self.animate()
 
     def animate(self, source: str | None = None, mode: int | None = None) -> None:
         """Show ``mode`` of ``source`` (a key of :attr:`results`) moving in 3D, at the slider's amplitude."""
@@ -173,9 +191,9 @@ class VibrationsPanel(widgets.VBox):
             self.error.value = error_box(error, f"animate mode {self.mode.value}")
             return
         player = view._iplayer.children[0] if view._iplayer is not None else None
-        if player is not None:  # nglview's own Play widget: start it, and loop
+        if player is not None:  # nglview's own Play widget loops the frames once the view has loaded
             player.repeat = True
-            player.playing = True
+            view.observe(lambda change: setattr(player, "playing", bool(change["new"])), "loaded")
         old, self.view = self.view, view
         self.view_box.children = [view]
         if old is not None:

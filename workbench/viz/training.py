@@ -69,7 +69,9 @@ def training_progress_figure(
         fig.add_vline(x=float(x) - 0.5, line={"dash": "dot", "color": "#9aa5b1"})
     fig.update_yaxes(type="log")
     fig.update_xaxes(title={"text": "epoch"})
-    fig.update_layout(**base_layout(title, height, legend={"orientation": "h", "y": -0.3, "font": {"size": 11}}))
+    legend = {"orientation": "h", "y": -0.3, "font": {"size": 11}}
+    fig.update_layout(**base_layout(title, height, legend=legend))
+    fig.update_layout(margin={"t": 78})  # room for the title above the panel titles
     if long.empty:
         fig.add_annotation(
             text="waiting for the first epoch…", x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False
