@@ -73,7 +73,6 @@ def make_builtin(
     """Run (or resume) the recipe and write ``output`` (workbench HDF5) and ``provenance`` (Markdown)."""
     work.mkdir(parents=True, exist_ok=True)
     store = work / "labels"
-    started = time.time()
     md_file = work / "md.h5"
     if md_file.exists():
         md = Dataset.load(md_file)
@@ -127,7 +126,7 @@ def make_builtin(
     ds.save(output)
     _log(f"wrote {output} ({output.stat().st_size / 1e6:.2f} MB)")
     if provenance is not None:
-        provenance.write_text(_provenance_text(recipe, ds, store / "labels.sqlite", md_wall, time.time() - started))
+        provenance.write_text(_provenance_text(recipe, ds, store / "labels.sqlite", md_wall))
         _log(f"wrote {provenance}")
     return ds
 
@@ -158,7 +157,11 @@ def _progress(level: str):
     return report
 
 
-def _provenance_text(recipe: BuiltinRecipe, ds: Dataset, store_file: Path, md_wall: float, session_wall: float) -> str:
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def _provenance_text(recipe: BuiltinRecipe, ds: Dataset, store_file: Path, md_wall: float) -> str:
     cov = ds.coverage()
     timing = _wall_time_by_level(store_file)
     lines = [
@@ -181,25 +184,27 @@ def _provenance_text(recipe: BuiltinRecipe, ds: Dataset, store_file: Path, md_wa
         "",
         "## Levels",
         "",
-        "| fidelity | program | version | settings | energies | forces | labels computed | CPU wall time |",
+        "| fidelity | program | version | settings | energies | forces | labels computed | compute time |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    total = md_wall
     for level_name in (recipe.low, recipe.mid, recipe.top):
         level = Level(level_name)
         row = cov.loc[level.name]
         n, t = timing.get(level.name, (0, 0.0))
+        total += t
         settings = ", ".join(f"{k}={v}" for k, v in level.settings.items() if k != "max_memory_mb")
         lines.append(
             f"| {level.name} | {level.program} | {level.version} | {settings} | {row['energy']} | {row['forces']} | "
-            f"{n} | {t / 60:.1f} min |"
+            f"{n} | {_duration(t)} |"
         )
     lines += [
         "",
-        "Frozen core is PySCF's chemical core (1s on C and O). Units: eV, Å, eV/Å. Failed calculations "
-        "(none expected) would be absent from the file rather than stored as numbers.",
+        "Frozen core: PySCF's chemical core (1s on C, N, O). Units: eV, Å, eV/Å. A calculation that failed "
+        "would be missing from the file (masked), never stored as a number; the counts above are what is present.",
         "",
-        f"Machine: {platform.machine()}, Python {platform.python_version()}, one thread (OMP_NUM_THREADS=1). "
-        f"Wall time of the last (possibly resumed) run of the script: {session_wall / 60:.1f} min.",
+        f"Compute time: the sum of each label's wall time plus the MD ({_duration(total)} in all), one thread "
+        f"(OMP_NUM_THREADS=1) on a shared 2-core {platform.machine()} machine, Python {platform.python_version()}.",
         f"Configurations: {len(ds)}; atoms per configuration: {int(ds.n_atoms[0])}.",
         "",
     ]
