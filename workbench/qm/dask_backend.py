@@ -53,7 +53,7 @@ def run_on_dask(job, store, items: list, weight) -> None:
             futures.append(fut)
         pending = as_completed(futures)
         while not pending.is_empty():
-            if job._cancel.is_set():
+            if job.cancelled:
                 client.cancel(futures)
                 return
             batch = pending.next_batch(block=False)

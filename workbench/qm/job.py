@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -19,14 +17,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset, Labels
+from ..jobs import Job, JobCancelled
 from .levels import Level, compute_label
 from .store import LabelStore, configuration_key
-
-STATES = ("queued", "running", "done", "failed", "cancelled")
-
-
-class JobCancelled(RuntimeError):
-    """The job was cancelled before it finished; what it finished is in the store."""
 
 
 def _as_dataset(data) -> Dataset:
@@ -76,7 +69,7 @@ def _tqdm_progress(total: int, initial: int, desc: str):
     return update
 
 
-class LabelJob:
+class LabelJob(Job):
     """A labeling job: ``state`` (queued/running/done/failed/cancelled), progress counts,
     ``result()``, ``cancel()``. Individual calculations that fail (no SCF convergence, ...) do not
     fail the job: they are recorded in the store and listed by :attr:`failures`."""
@@ -94,47 +87,24 @@ class LabelJob:
         retry_failed: bool = False,
         chunk_size: int | None = None,
     ):
+        super().__init__(f"label {level.name}")
         self.dataset, self.level, self.store_path = dataset, level, store
         self.indices, self.properties = indices, properties
         self.client, self.workers = client, workers
         self.retry_failed = retry_failed
         self.chunk_size = chunk_size
         self._progress_arg = progress
-        self.state = "queued"
         self.n_total = len(indices)
         self.n_done = 0  # labels present (computed now or found in the store), failed ones included
         self.n_failed = 0
         self.n_computed = 0
-        self.error: BaseException | None = None
-        self.wall_time_s = 0.0
-        self._result: Dataset | None = None
         self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
-        self._cancel = threading.Event()
-        self._finished = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def __repr__(self) -> str:
         return (
             f"<LabelJob {self.level.name}: {self.state}, {self.n_done}/{self.n_total} labels, {self.n_failed} failed>"
         )
-
-    # ----------------------------------------------------------------------------- control
-    def start(self, background: bool = True) -> LabelJob:
-        if background:
-            self._thread = threading.Thread(target=self._run, name=f"label {self.level.name}", daemon=True)
-            self._thread.start()
-        else:
-            self._run()
-        return self
-
-    def cancel(self) -> None:
-        """Stop after the calculations now running; finished labels stay in the store."""
-        self._cancel.set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the job ends (or ``timeout`` s pass); True if it ended."""
-        return self._finished.wait(timeout)
 
     def result(self, timeout: float | None = None) -> Dataset:
         """The input dataset plus the labels at this level (blocks until done).
@@ -142,17 +112,7 @@ class LabelJob:
         Raises :class:`JobCancelled` if cancelled, the job's exception if it failed, TimeoutError on timeout.
         Interrupting the wait (Ctrl-C) cancels the job.
         """
-        try:
-            if not self.wait(timeout):
-                raise TimeoutError(f"labeling at {self.level.name} not finished after {timeout} s")
-        except KeyboardInterrupt:
-            self.cancel()
-            raise
-        if self.state == "cancelled":
-            raise JobCancelled(f"labeling at {self.level.name} was cancelled after {self.n_done}/{self.n_total} labels")
-        if self.state == "failed":
-            raise self.error
-        return self._result
+        return super().result(timeout)
 
     @property
     def failures(self) -> pd.DataFrame:
@@ -164,9 +124,7 @@ class LabelJob:
         if self._progress is not None:
             self._progress(self.n_done, self.n_total)
 
-    def _run(self) -> None:
-        self.state = "running"
-        start = time.perf_counter()
+    def _execute(self) -> Dataset:
         store = None
         try:
             store = LabelStore(self.store_path)
@@ -201,21 +159,16 @@ class LabelJob:
                     self._run_serial(store, items, weight)
                 else:
                     self._run_dask(store, items, weight)
-            if self._cancel.is_set():
-                self.state = "cancelled"
-                return
-            self._result = self._collect(store, keys)
-            self.state = "done"
-        except BaseException as err:  # the job records why it stopped; result() re-raises it
-            self.error = err
-            self.state = "failed"
+            if self.cancelled:
+                raise JobCancelled(
+                    f"labeling at {self.level.name} was cancelled after {self.n_done}/{self.n_total} labels"
+                )
+            return self._collect(store, keys)
         finally:
-            self.wall_time_s = time.perf_counter() - start
             if store is not None:
                 store.close()
-            if self._progress is not None and self.state != "done":
-                self._progress(self.n_done, self.n_total)
-            self._finished.set()
+            if self._progress is not None and self.n_done < self.n_total:
+                self._progress(self.n_done, self.n_total)  # a bar left open by a stop is closed
 
     def _make_progress(self) -> Callable | None:
         p = self._progress_arg
@@ -239,7 +192,7 @@ class LabelJob:
     def _run_serial(self, store: LabelStore, items: list, weight) -> None:
         size = self.chunk_size or default_chunk_size(self.level)
         for start in range(0, len(items), size):
-            if self._cancel.is_set():
+            if self.cancelled:
                 return
             chunk = items[start : start + size]
             self._record(store, chunk, _compute_chunk(chunk, self.level, self.properties), weight)
