@@ -11,7 +11,8 @@ model (all heads, or ``(model, fidelity)`` for one), an ASE calculator, or a lev
 cm^-1, unless a ``units=`` argument asks for kcal/mol.
 """
 
-from ._models import Predictor, finite_difference_hessian, predictors
+from ..harmonic import finite_difference_hessian
+from ._models import Predictor, predictors
 from .coordinates import Coordinate, bond_graph, bonds
 from .curves import learning_curve, summarise_learning_curve, training_curves
 from .evaluation import Evaluation, evaluate, parity_data

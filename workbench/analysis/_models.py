@@ -26,6 +26,7 @@ import torch
 from ase.calculators.calculator import Calculator
 
 from ..data.fidelity import canonical_name
+from ..harmonic import finite_difference_hessian
 
 #: Configurations per forward pass when a torch model evaluates a dataset.
 BATCH_SIZE = 64
@@ -174,28 +175,6 @@ class Predictor:
 
             return np.asarray(hessian(self.module, atoms, self.fidelity, device=self.torch_device))
         return finite_difference_hessian(atoms, self.calculator(), delta)
-
-
-def finite_difference_hessian(atoms, calc: Calculator, delta: float = 0.005) -> np.ndarray:
-    """``(3n, 3n)`` Hessian (eV/Å^2) by central differences of ``calc``'s forces, step ``delta`` Å (6n force
-    calls), symmetrised."""
-    from ase import Atoms
-
-    work = Atoms(numbers=atoms.numbers, positions=atoms.positions.copy())
-    work.calc = calc
-    x0 = work.positions.copy()
-    n3 = 3 * len(work)
-    h = np.zeros((n3, n3))
-    for j in range(n3):
-        x = x0.copy()
-        x.flat[j] += delta
-        work.positions = x
-        plus = work.get_forces().ravel()
-        x.flat[j] -= 2 * delta
-        work.positions = x
-        minus = work.get_forces().ravel()
-        h[:, j] = -(plus - minus) / (2 * delta)
-    return 0.5 * (h + h.T)
 
 
 def _trained(model, module, name: str, fidelity, device: str | None) -> list[Predictor]:

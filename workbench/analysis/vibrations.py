@@ -20,10 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ase import Atoms, units
+from ase import Atoms
 from ase.data import chemical_symbols
 
-from ._models import finite_difference_hessian, predictors
+from ..harmonic import finite_difference_hessian, normal_modes, to_wavenumbers
+from ._models import predictors
 from .coordinates import bonds
 
 #: Wavenumber windows (cm^-1) where X-H stretches appear, for marking figures.
@@ -100,28 +101,6 @@ def stretch_characters(atoms: Atoms, modes: np.ndarray, threshold: float = 0.5) 
     return out
 
 
-def internal_basis(atoms: Atoms) -> np.ndarray:
-    """Orthonormal ``(3n, 3n - r)`` basis of mass-weighted displacements free of translations and rotations
-    (``r`` = 6, or 5 for a linear molecule: the rank of the rigid motions, found by SVD so that numerical noise
-    off a molecular axis cannot pass for a rotation)."""
-    masses = atoms.get_masses()
-    sq = np.sqrt(masses)
-    centred = atoms.positions - atoms.get_center_of_mass()
-    rigid = []
-    for axis in np.eye(3):
-        rigid.append((sq[:, None] * axis[None, :]).ravel())
-        rigid.append((sq[:, None] * np.cross(axis[None, :], centred)).ravel())
-    u, s, _ = np.linalg.svd(np.array(rigid).T, full_matrices=True)
-    rank = int(np.sum(s > 1e-6 * s.max()))
-    return u[:, rank:]
-
-
-def to_wavenumbers(omega2: np.ndarray) -> np.ndarray:
-    """Eigenvalues of the mass-weighted Hessian, eV/(Å^2 amu), to wavenumbers in cm^-1 (imaginary ones negative)."""
-    omega = np.sqrt(np.abs(omega2) * units._e / units._amu) * 1e10  # rad/s
-    return np.sign(omega2) * omega / (2 * np.pi * units._c * 100)
-
-
 def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_force: float = np.nan):
     """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`.
 
@@ -129,14 +108,8 @@ def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_for
     exactly 3n - 6 (3n - 5) vibrations, with no near-zero rigid modes to sort out.
     """
     hessian = np.asarray(hessian, dtype=float)
-    n3 = 3 * len(atoms)
-    if hessian.shape != (n3, n3):
-        raise ValueError(f"Hessian has shape {hessian.shape}, expected ({n3}, {n3}) for {len(atoms)} atoms")
+    omega2, vectors = normal_modes(atoms, hessian)
     inv_sq = np.repeat(1.0 / np.sqrt(atoms.get_masses()), 3)
-    weighted = 0.5 * (hessian + hessian.T) * inv_sq[:, None] * inv_sq[None, :]
-    basis = internal_basis(atoms)
-    omega2, coefficients = np.linalg.eigh(basis.T @ weighted @ basis)
-    vectors = basis @ coefficients
     cart = vectors * inv_sq[:, None]
     cart = (cart / np.linalg.norm(cart, axis=0)).T.reshape(-1, len(atoms), 3)
     return VibrationsResult(

@@ -13,6 +13,8 @@ import numpy as np
 from ase import Atoms, units
 
 from ..data.dataset import Dataset
+from ..harmonic import finite_difference_hessian, normal_modes
+from ..harmonic import to_wavenumbers as wavenumbers
 
 
 def default_calculator():
@@ -99,56 +101,10 @@ def langevin_md(
     return _dataset(frames, f"langevin md {temperature_K:g} K", label_as)
 
 
-def _rigid_modes(positions: np.ndarray, masses: np.ndarray) -> np.ndarray:
-    """Orthonormal mass-weighted translations and rotations, ``(3n, 5 or 6)``."""
-    sq = np.sqrt(masses)
-    centered = positions - np.average(positions, axis=0, weights=masses)
-    vectors = []
-    for axis in np.eye(3):
-        vectors.append((sq[:, None] * axis[None, :]).ravel())
-        vectors.append((sq[:, None] * np.cross(axis[None, :], centered)).ravel())
-    q, r = np.linalg.qr(np.array(vectors).T)
-    keep = np.abs(np.diag(r)) > 1e-6 * np.abs(np.diag(r)).max()  # 5 for a linear molecule
-    return q[:, keep]
-
-
 def hessian(atoms: Atoms, delta: float = 0.005) -> np.ndarray:
-    """``(3n, 3n)`` Cartesian Hessian in eV/Å² by central differences of the forces (step ``delta`` Å)."""
-    atoms = atoms.copy()
-    atoms.calc = getattr(atoms, "calc", None) or default_calculator()
-    x0 = atoms.positions.copy()
-    n3 = 3 * len(atoms)
-    h = np.zeros((n3, n3))
-    for j in range(n3):
-        grads = []
-        for sign in (1.0, -1.0):
-            x = x0.copy()
-            x.flat[j] += sign * delta
-            atoms.positions = x
-            grads.append(-atoms.get_forces().ravel())
-        h[:, j] = (grads[0] - grads[1]) / (2 * delta)
-    return 0.5 * (h + h.T)
-
-
-def normal_modes(atoms: Atoms, hess: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vibrational ω² in eV/(Å² amu) and mass-weighted mode vectors ``(3n, 3n-6)`` (translations
-    and rotations projected out)."""
-    masses = atoms.get_masses()
-    inv_sq = np.repeat(1.0 / np.sqrt(masses), 3)
-    hm = hess * inv_sq[:, None] * inv_sq[None, :]
-    rigid = _rigid_modes(atoms.positions, masses)
-    proj = np.eye(len(hm)) - rigid @ rigid.T
-    w2, vec = np.linalg.eigh(proj @ hm @ proj)
-    # the projected-out rigid modes are exact zeros; drop as many of the smallest |ω²| as there are
-    order = np.argsort(np.abs(w2))[rigid.shape[1] :]
-    order = order[np.argsort(w2[order])]
-    return w2[order], vec[:, order]
-
-
-def wavenumbers(omega2: np.ndarray) -> np.ndarray:
-    """ω² in eV/(Å² amu) to cm⁻¹ (imaginary frequencies as negative numbers)."""
-    hbar_omega = np.sqrt(np.abs(omega2) * units._e / units._amu) * 1e10 * units._hbar / units._e  # eV
-    return np.sign(omega2) * hbar_omega / units.invcm
+    """``(3n, 3n)`` Cartesian Hessian in eV/Å² by central differences of the forces (step ``delta`` Å)
+    of the calculator attached to ``atoms`` (GFN2-xTB when none is)."""
+    return finite_difference_hessian(atoms, atoms.calc or default_calculator(), delta)
 
 
 def normal_mode_sample(
