@@ -211,6 +211,7 @@ def test_labeling_from_the_dataset_tab_adds_a_level(page):
         timeout=30_000,
     )
     panel.locator(".wb-labeling", has_text="20 labels at gfn2-xtb").wait_for(timeout=30_000)
+    assert "2 levels of theory" in page.locator(f"{PANEL} .wb-summary").inner_text()  # the waits raise on timeout
 
 
 def test_a_training_run_shows_its_curves(page):
@@ -290,7 +291,8 @@ def test_a_vibrational_mode_animates(page):
     panel.locator(".wb-frequencies td", has_text="O-H stretch").first.wait_for(timeout=180_000)
     wait_for_ink(page, ".wb-mode-view")
     # The animation plays: the drawing changes by itself.
-    wait_for_new_drawing(page, ".wb-mode-view", canvas_image(page, ".wb-mode-view"))
+    wait_for_new_drawing(page, ".wb-mode-view", canvas_image(page, ".wb-mode-view"))  # raises if it never changes
+    assert panel.locator(".wb-frequencies td", has_text="O-H stretch").count() >= 1
     page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-vibrations.png"))
 
 
