@@ -8,7 +8,7 @@ import pytest
 import workbench as wb
 from workbench.training import TrainedModel
 from workbench.ui import TrainingPanel, Workbench, WorkbenchState
-from workbench.ui.training_panel import devices, width_setting
+from workbench.ui.training_choices import devices, width_setting
 
 
 @pytest.fixture

@@ -157,6 +157,7 @@ class PESPanel(widgets.VBox):
         self.reference = widgets.Checkbox(value=True, description="reference QM at", indent=False)
         self.reference.layout.width = "140px"
         self.reference_level = widgets.Text(value="gfn2-xtb", layout={"width": "160px"})
+        self.reference_level.add_class("wb-reference-level")
         self.reference_every = widgets.BoundedIntText(1, min=1, max=50, description="every", style=COMPACT)
         self.reference_every.layout.width = "110px"
         self.units = widgets.ToggleButtons(options=["eV", "kcal/mol"], value="eV", style={"button_width": "80px"})

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ..training import Callback, TrainingJob
+from .html import table
 
 #: A run's life: waiting in the queue, then the job's own states.
 RUN_STATES = ("waiting", "queued", "running", "done", "failed", "cancelled")
@@ -208,3 +209,26 @@ class _RunCallback(Callback):
     def on_stage_end(self, stage: str, reason: str) -> None:
         self.run.write(f"stage {stage} ended: {reason} after {self.run.epochs - self.run.stage_first_record} epochs")
         self.run.emit("stage")
+
+
+def runs_html(runs: dict) -> str:
+    """The runs as a table: name, strategy, state, epochs, best validation loss, wall time."""
+    if not runs:
+        return '<div class="wb-muted">No runs yet: choose the settings above and press Start.</div>'
+    rows = []
+    for run in runs.values():
+        history = run.history
+        best = history["val_loss"].min() if "val_loss" in history and history["val_loss"].notna().any() else np.nan
+        wall = run.job.wall_time_s if run.job is not None and run.finished else np.nan
+        rows.append(
+            {
+                "run": run.name,
+                "what": run.description,
+                "state": run.state,
+                "epochs": run.epochs,
+                "best val loss": best,
+                "time (s)": wall,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("run")
+    return table(frame, {"best val loss": ".4g", "time (s)": ".1f"})

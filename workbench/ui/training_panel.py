@@ -12,95 +12,25 @@ import math
 import weakref
 
 import ipywidgets as widgets
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
 from ..models import families
 from ..viz.training import training_progress_figure
-from .common import COMPACT, Throttle, fast_mode, row, section, update_figure
-from .html import STYLE, error_box, table
-from .runs import Run
+from .common import COMPACT, Throttle, row, section, update_figure
+from .html import STYLE, error_box
+from .runs import Run, runs_html
 from .state import WorkbenchState
-
-#: Strategy shown in the panel -> recipe of :func:`workbench.train`.
-STRATEGIES = {
-    "single": "single",
-    "multi-fidelity": "multifidelity",
-    "Δ-learning": "delta",
-    "transfer": "transfer",
-    "meta": "meta",
-    "learning curve": "learning_curve",
-}
-HINTS = {
-    "single": "one level (the target) on its own labels",
-    "multifidelity": "every chosen level at once: a shared trunk, one head per level, a masked loss",
-    "delta": "learn (target − one lower level) and add it to that level",
-    "transfer": "pre-train on the lower levels, fine-tune on the target at a 10× smaller learning rate",
-    "meta": "Reptile over the levels as tasks, then fine-tune on the target",
-    "learning_curve": "the inner strategy at several numbers of target labels",
-}
-#: Settings that make the model wider, per family (its first matching default).
-WIDTH_KEYS = ("n_features", "hidden")
-
-
-def default_settings() -> dict:
-    """Values the panel opens with (tiny in fast mode, see :func:`~workbench.ui.common.fast_mode`)."""
-    if fast_mode():
-        return {"max_epochs": 4, "lr": 1e-3, "patience": 10, "seed": 0, "width": 16, "batch_size": 32}
-    return {"max_epochs": 200, "lr": 1e-3, "patience": 30, "seed": 0, "width": 32, "batch_size": 32}
-
-
-def devices() -> list[tuple[str, str]]:
-    """``(label, device)`` for the CPU and every CUDA GPU torch finds."""
-    import torch
-
-    out = [("CPU", "cpu")]
-    if torch.cuda.is_available():
-        for i in range(torch.cuda.device_count()):
-            out.append((f"GPU {i}: {torch.cuda.get_device_name(i)}", f"cuda:{i}"))
-    return out
-
-
-def width_setting(family: str, width: int, defaults: dict) -> dict:
-    """The family settings that give a model of ``width`` (features per atom or hidden units); {} when the family
-    has no width (the linear model)."""
-    for key in WIDTH_KEYS:
-        if key in defaults:
-            value = defaults[key]
-            return {key: [int(width)] * len(value) if isinstance(value, list) else int(width)}
-    return {}
-
-
-def format_seconds(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "—"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    return f"{seconds / 60:.1f} min"
-
-
-class FidelityRow:
-    """The widgets of one level of theory: use it, which labels, their loss weights."""
-
-    def __init__(self, name: str, n_energy: int, n_forces: int):
-        self.name = name
-        self.use = widgets.Checkbox(value=True, indent=False, layout=widgets.Layout(width="24px"))
-        self.energy = widgets.Checkbox(value=n_energy > 0, disabled=n_energy == 0, indent=False)
-        self.forces = widgets.Checkbox(value=n_forces > 0, disabled=n_forces == 0, indent=False)
-        for box in (self.energy, self.forces):
-            box.layout.width = "24px"
-        self.energy_weight = widgets.BoundedFloatText(1.0, min=0.0, max=1e4, layout=widgets.Layout(width="70px"))
-        self.force_weight = widgets.BoundedFloatText(1.0, min=0.0, max=1e4, layout=widgets.Layout(width="70px"))
-        self.counts = widgets.HTML(f'<span class="wb-muted">{n_energy:,} E · {n_forces:,} F</span>')
-        self.label = widgets.HTML(f"<b>{html.escape(name)}</b>")
-
-    @property
-    def properties(self) -> tuple[str, ...]:
-        return tuple(p for p, box in (("energy", self.energy), ("forces", self.forces)) if box.value)
-
-    def cells(self) -> list[widgets.Widget]:
-        return [self.use, self.label, self.energy, self.energy_weight, self.forces, self.force_weight, self.counts]
+from .training_choices import (
+    HINTS,
+    STRATEGIES,
+    FidelityRow,
+    LevelChooser,
+    default_settings,
+    devices,
+    format_seconds,
+    width_setting,
+)
 
 
 class TrainingPanel(widgets.VBox):
@@ -120,7 +50,6 @@ class TrainingPanel(widgets.VBox):
         self.add_class("wb-panel")
         self.add_class("wb-training-panel")
         self.state = state if state is not None else WorkbenchState.session()
-        self.rows: dict[str, FidelityRow] = {}
         self._following: weakref.WeakSet = weakref.WeakSet()
         defaults = default_settings()
         self._families = families()
@@ -152,12 +81,9 @@ class TrainingPanel(widgets.VBox):
         )
         self.recipe_options = widgets.HBox()
 
-        # --- fidelities
-        self.fidelity_grid = widgets.GridBox(
-            layout=widgets.Layout(grid_template_columns="28px 230px 28px 80px 28px 80px auto", grid_gap="2px 6px")
-        )
-        self.fidelity_grid.add_class("wb-fidelities")
-        self.target = widgets.Dropdown(description="Target level", style=COMPACT, layout=widgets.Layout(width="330px"))
+        # --- levels of theory
+        self.levels = LevelChooser()
+        self.target = self.levels.target
 
         # --- settings
         self.epochs = widgets.BoundedIntText(defaults["max_epochs"], min=1, max=100_000, description="Epochs")
@@ -200,8 +126,7 @@ class TrainingPanel(widgets.VBox):
             self.strategy_info,
             self.recipe_options,
             section("Levels of theory", "which labels to learn from, and the weight of each term in the loss"),
-            self.fidelity_grid,
-            self.target,
+            self.levels,
             section("Settings"),
             row([self.epochs, self.lr, self.patience, self.seed, self.width, self.batch_size, self.device]),
             row([self.run_name, self.queue, self.start_button, self.stop_button]),
@@ -246,28 +171,12 @@ class TrainingPanel(widgets.VBox):
         self._suggest_name()
 
     def _on_dataset(self, _change) -> None:
-        ds = self.state.dataset
-        if ds is None:
-            self.rows, self.fidelity_grid.children = {}, []
-            return
-        head = ["", "level", "E", "weight", "F", "weight", "labels"]
-        cells: list[widgets.Widget] = [widgets.HTML(f'<span class="wb-muted">{h}</span>') for h in head]
-        self.rows = {}
-        for name in ds.fidelity_names:
-            energy_mask, forces_mask = ds.labels[name].energy_mask, ds.labels[name].forces_mask
-            fid_row = FidelityRow(name, int(energy_mask.sum()), int(forces_mask.sum()))
-            fid_row.use.observe(self._on_use, "value")
-            self.rows[name] = fid_row
-            cells.extend(fid_row.cells())
-        self.fidelity_grid.children = cells
-        self._on_use(None)
+        self.levels.show(self.state.dataset)
 
-    def _on_use(self, _change) -> None:
-        ds = self.state.dataset
-        chosen = [n for n, r in self.rows.items() if r.use.value]
-        chosen.sort(key=lambda n: (ds.fidelity(n).rank, n))
-        self.target.options = chosen
-        self.target.value = chosen[-1] if chosen else None
+    @property
+    def rows(self) -> dict[str, FidelityRow]:
+        """Level of theory -> its widgets (use it, which labels, loss weights)."""
+        return self.levels.rows
 
     def _suggest_name(self) -> None:
         recipe = self.strategy.value if hasattr(self, "strategy") else "run"
@@ -414,29 +323,6 @@ class TrainingPanel(widgets.VBox):
             self.error.value = error_box(run.error, f"train {run.name}")
         elif self.error.value and "Could not train" in self.error.value:
             self.error.value = ""
-
-
-def runs_html(runs: dict) -> str:
-    """The runs as a table: name, strategy, state, epochs, best validation loss, wall time."""
-    if not runs:
-        return '<div class="wb-muted">No runs yet: choose the settings above and press Start.</div>'
-    rows = []
-    for run in runs.values():
-        history = run.history
-        best = history["val_loss"].min() if "val_loss" in history and history["val_loss"].notna().any() else np.nan
-        wall = run.job.wall_time_s if run.job is not None and run.finished else np.nan
-        rows.append(
-            {
-                "run": run.name,
-                "what": run.description,
-                "state": run.state,
-                "epochs": run.epochs,
-                "best val loss": best,
-                "time (s)": wall,
-            }
-        )
-    frame = pd.DataFrame(rows).set_index("run")
-    return table(frame, {"best val loss": ".4g", "time (s)": ".1f"})
 
 
 _CSS = """
