@@ -22,8 +22,12 @@ for forces.
 ``--classroom`` measures what a laptop gets in 3 minutes on 2 cores: a model of the top level
 (CCSD(T)) energies, trained with 2 threads under a 170 s budget, judged on held-out CCSD(T) energies.
 
-    python benchmarks/multifidelity.py [--families hipnn gmnn] [--seeds 0 1 2] [--jobs 2] [--quick]
+    python benchmarks/multifidelity.py [--families hipnn gmnn] [--seeds 0 1 2] [--jobs 2] [--out runs.csv]
+    python benchmarks/multifidelity.py --table runs.csv more-runs.csv   # the table of runs already made
     python benchmarks/multifidelity.py --classroom
+
+Every finished run is appended to ``--out`` at once, so a long benchmark can be split over several
+invocations (e.g. one family each) and tabulated together with ``--table``.
 """
 
 from __future__ import annotations
@@ -45,7 +49,9 @@ FAMILIES = {
     "linear": dict(),
 }
 STRATEGIES = ("single E", "single E+F", "multifidelity", "delta", "transfer", "meta")
-GRADIENT_ONLY = ("transfer", "meta")  # need a trunk: not for the linear family
+# The linear family has no trunk to pre-train or share: its multifidelity heads are separate fits (the
+# high head is then the single E model), and transfer and meta do not apply.
+NOT_LINEAR = ("multifidelity", "transfer", "meta")
 
 
 def load(path: str | None):
@@ -110,6 +116,9 @@ def run_one(args: dict) -> dict:
         max_epochs=args["epochs"],
         patience=args["patience"],
         batch_size=args["batch_size"],
+        lr=args["lr"],
+        lr_patience=args["lr_patience"],
+        force_weight=args["force_weight"],
         background=False,
         progress=False,
         **kwargs,
@@ -214,18 +223,23 @@ def classroom(data: str | None, seconds: float = 170.0) -> pd.DataFrame:
     test = ds.select(test_idx)
     kcal = units.kcal / units.mol
     rows = []
-    for name, kwargs in {
-        "multifidelity (xTB E+F, MP2 E+F, CCSD(T) E)": dict(recipe="multifidelity"),
-        "transfer (xTB E+F -> CCSD(T) E)": dict(
-            recipe="transfer", fidelities={low: ("energy", "forces"), top: ("energy",)}, finetune_epochs=300
+    runs = {
+        "delta (CCSD(T) - xTB energies, on xTB)": dict(
+            recipe="delta", fidelities={low: None, top: ("energy",)}, max_time=seconds
         ),
-    }.items():
+        "multifidelity (xTB E+F, MP2 E+F, CCSD(T) E)": dict(recipe="multifidelity", max_time=seconds),
+        "transfer (xTB E+F -> CCSD(T) E)": dict(
+            recipe="transfer",
+            fidelities={low: ("energy", "forces"), top: ("energy",)},
+            max_time=seconds / 2,  # per stage: pre-training, then fine-tuning
+        ),
+    }
+    for name, kwargs in runs.items():
         start = time.perf_counter()
         model = train(
             train_set,
             family="hipnn",
             model=FAMILIES["hipnn"],
-            max_time=seconds if kwargs["recipe"] == "multifidelity" else seconds * 0.7,
             max_epochs=1000,
             patience=100,
             batch_size=64,
@@ -259,11 +273,19 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--finetune-epochs", type=int, default=500)
     parser.add_argument("--patience", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-3)
+    parser.add_argument("--lr-patience", type=int, default=25)
+    parser.add_argument("--force-weight", type=float, default=100.0)
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--quick", action="store_true", help="hipnn only, 1 seed, 30 epochs")
     parser.add_argument("--classroom", action="store_true", help="only the 3-minute, 2-core measurement")
-    parser.add_argument("--out", type=Path, help="also write every run as CSV")
+    parser.add_argument("--out", type=Path, help="append every finished run to this CSV file")
+    parser.add_argument("--table", type=Path, nargs="+", help="only print the table of runs in these CSV files")
     args = parser.parse_args(argv)
+    if args.table:
+        runs = pd.concat([pd.read_csv(p) for p in args.table], ignore_index=True)
+        runs = runs[~runs["strategy"].str.endswith(" as is")]
+        return report(runs, args)
     if args.classroom:
         table = classroom(args.data)
         with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
@@ -283,26 +305,38 @@ def main(argv=None) -> pd.DataFrame:
             "finetune_epochs": args.finetune_epochs,
             "patience": args.patience,
             "batch_size": args.batch_size,
+            "lr": args.lr,
+            "lr_patience": args.lr_patience,
+            "force_weight": args.force_weight,
         }
+        # seed outermost: a benchmark stopped early still has whole seeds
+        for seed in args.seeds
         for family in args.families
+        if not (family == "linear" and seed != args.seeds[0])  # the linear fit has no seed
         for strategy in args.strategies
-        if not (family == "linear" and strategy in GRADIENT_ONLY)
-        for seed in (args.seeds if family != "linear" else args.seeds[:1])
+        if not (family == "linear" and strategy in NOT_LINEAR)
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = []
         for row in pool.map(run_one, tasks):
             print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             rows.append(row)
-    runs = pd.DataFrame(rows + low_level_rows(load(args.data), args.test, args.budget))
-    if args.out:
-        runs.to_csv(args.out, index=False)
-    table = summarise(runs)
+            if args.out:
+                pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+    return report(pd.DataFrame(rows), args)
+
+
+def report(runs: pd.DataFrame, args) -> pd.DataFrame:
+    """Print the table of ``runs`` with the lower levels as they are, and the reproduction verdict."""
     ds = load(args.data)
     low, ref, top = levels(ds)
+    runs = pd.concat([runs, pd.DataFrame(low_level_rows(ds, args.test, args.budget))], ignore_index=True)
+    table = summarise(runs)
+    seeds = sorted(runs.loc[runs["family"] != "-", "seed"].unique().tolist())
     print(
-        f"\nethanol: {args.budget} training configurations with {ref} labels, {args.test} held out; low level {low} "
-        f"on all training configurations; errors against {ref} on the held-out set; seeds {args.seeds}"
+        f"\n{args.data or 'built-in ethanol'}: {args.budget} training configurations with {ref} labels, "
+        f"{args.test} held out; low level {low} on all training configurations; "
+        f"errors against {ref} on the held-out set; seeds {seeds}"
     )
     print(markdown(table))
     print("\n".join(verdict(runs)))

@@ -158,3 +158,25 @@ def test_bad_requests_raise_clear_errors(md17, tmp_path):
     bad.write_text("data: x.h5\nepochs: 3\n")
     with pytest.raises(ValueError, match="unknown keys \\['epochs'\\]"):
         read_config(bad)
+
+
+def test_a_seed_fixes_split_initialisation_and_batch_order(md17):
+    def run(seed):
+        return train(
+            md17,
+            recipe="single",
+            model=TINY,
+            max_epochs=2,
+            batch_size=4,
+            seed=seed,
+            dtype="float64",
+            progress=False,
+            background=False,
+        ).result()
+
+    a, b, c = run(5), run(5), run(6)
+    assert a.provenance["validation_data_hash"] == b.provenance["validation_data_hash"]
+    assert a.provenance["validation_data_hash"] != c.provenance["validation_data_hash"]
+    for key, value in a.module.state_dict().items():
+        assert torch.equal(value, b.module.state_dict()[key]), key
+    assert not all(torch.equal(v, c.module.state_dict()[k]) for k, v in a.module.state_dict().items())

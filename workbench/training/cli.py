@@ -49,8 +49,13 @@ KEYS = {
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``train`` on the ``workbench`` command's subparsers."""
-    p = subparsers.add_parser("train", help="train a model from a YAML configuration (any recipe)")
-    p.add_argument("config", help="YAML file (see `python -m workbench.training.cli --help`)")
+    p = subparsers.add_parser(
+        "train",
+        help="train a model from a YAML configuration (any recipe)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", help="YAML file with the keys below")
     p.add_argument(
         "--set",
         dest="overrides",

@@ -125,11 +125,13 @@ class TrainedModel:
         fidelity: str | None = None,
         forces: bool = True,
         batch_size: int = 256,
-        device: str | torch.device = "cpu",
+        device: str | torch.device | None = None,
     ) -> dict[str, np.ndarray]:
-        """``{"energy": (N,) eV, "forces": (A, 3) eV/Å}`` for every configuration of a Dataset."""
+        """``{"energy": (N,) eV, "forces": (A, 3) eV/Å}`` for every configuration of a Dataset
+        (on ``device``; default: where the model is)."""
         name = self._fidelity(fidelity)
-        module = self.module.to(device).eval()
+        module = (self.module if device is None else self.module.to(device)).eval()
+        device = next(module.parameters()).device
         dtype = next(p.dtype for n, p in module.named_parameters() if not n.endswith("references"))
         energy = np.empty(len(ds))
         force = np.empty((len(ds.numbers), 3)) if forces else None

@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..jobs import JobCancelled
 from .callbacks import Callback
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .data import TensorData, epoch_order, passes_per_epoch
@@ -34,7 +35,7 @@ class TrainingDiverged(RuntimeError):
         self.checkpoint = checkpoint
 
 
-class TrainingCancelled(RuntimeError):
+class TrainingCancelled(JobCancelled):
     """Training was cancelled; ``model`` (a TrainedModel, when set) holds the best weights reached."""
 
     model = None

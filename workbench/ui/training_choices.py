@@ -8,6 +8,7 @@ import html
 import ipywidgets as widgets
 import numpy as np
 
+from ..training.settings import TrainSettings
 from .common import COMPACT, fast_mode
 
 #: Strategy shown in the panel -> recipe of :func:`workbench.train`.
@@ -77,8 +78,10 @@ class FidelityRow:
         self.forces = widgets.Checkbox(value=n_forces > 0, disabled=n_forces == 0, indent=False)
         for box in (self.energy, self.forces):
             box.layout.width = "24px"
-        self.energy_weight = widgets.BoundedFloatText(1.0, min=0.0, max=1e4, layout=widgets.Layout(width="70px"))
-        self.force_weight = widgets.BoundedFloatText(1.0, min=0.0, max=1e4, layout=widgets.Layout(width="70px"))
+        defaults = TrainSettings()
+        width = widgets.Layout(width="70px")
+        self.energy_weight = widgets.BoundedFloatText(defaults.energy_weight, min=0.0, max=1e4, layout=width)
+        self.force_weight = widgets.BoundedFloatText(defaults.force_weight, min=0.0, max=1e4, layout=width)
         self.counts = widgets.HTML(f'<span class="wb-muted">{n_energy:,} E · {n_forces:,} F</span>')
         self.label = widgets.HTML(f"<b>{html.escape(name)}</b>")
 
