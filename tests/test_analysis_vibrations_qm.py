@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ase.build import molecule
 
-from workbench import analysis
+from workbench import analysis, qm
 
 pytestmark = pytest.mark.qm
 
@@ -37,7 +37,7 @@ def test_dft_water_analytic_hessian_agrees_with_the_engines_gradients(tmp_path):
     assert len(list((tmp_path / "hessians").glob("*.npz"))) == 2
     assert abs(hf.frequencies[2] - analytic.frequencies[2]) > 50
     with pytest.raises(ValueError, match="HF and DFT only"):
-        analysis.pyscf_hessian(water, "mp2/sto-3g")
+        qm.hessian(water, "mp2/sto-3g", method="analytic")
 
 
 @pytest.mark.slow

@@ -200,3 +200,28 @@ def test_level_key_changes_with_settings_that_change_numbers_only():
     assert Level("mp2/cc-pvdz").key != Level("mp2/cc-pvdz", frozen_core=False).key
     assert Level("xtb").name == "gfn2-xtb" and Level("xtb").program == "tblite"
     assert Level("b3lyp/6-31g*").kind == "dft"
+
+
+def test_hessian_analytic_matches_finite_differences_of_the_engines_forces():
+    """PySCF's analytic HF Hessian and central differences of the QM engine's HF forces are the same
+    matrix; a level without an analytic Hessian (xTB) goes to finite differences under "auto"."""
+    from ase.build import molecule
+
+    from workbench.qm import hessian
+
+    water = molecule("H2O")
+    analytic = hessian(water, "hf/sto-3g", method="analytic")
+    numeric = hessian(water, "hf/sto-3g", method="finite-difference", delta=0.003)
+    assert analytic.shape == (9, 9)
+    np.testing.assert_allclose(analytic, analytic.T, atol=1e-6)
+    np.testing.assert_allclose(numeric, analytic, atol=0.02 * np.abs(analytic).max())
+    xtb = hessian(water, "gfn2-xtb")
+    assert xtb.shape == (9, 9) and np.abs(xtb - xtb.T).max() < 1e-3 * np.abs(xtb).max()
+    # stretching one O-H bond (the H moving along it) is stiff at both levels: k = u·H·u in eV/Å²
+    u = np.zeros(9)
+    u[3:6] = (water.positions[1] - water.positions[0]) / np.linalg.norm(water.positions[1] - water.positions[0])
+    assert u @ analytic @ u > 20 and u @ xtb @ u > 20
+    with pytest.raises(ValueError, match="HF and DFT only"):
+        hessian(water, "gfn2-xtb", method="analytic")
+    with pytest.raises(ValueError, match="method must be one of"):
+        hessian(water, "hf/sto-3g", method="numerical")

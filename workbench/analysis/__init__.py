@@ -36,7 +36,6 @@ from .vibrations import (
     harmonic_analysis,
     match_modes,
     mode_trajectory,
-    pyscf_hessian,
     reference_vibrations,
     vibrations,
 )
@@ -71,7 +70,6 @@ __all__ = [
     "mode_trajectory",
     "parity_data",
     "predictors",
-    "pyscf_hessian",
     "rank",
     "reference_energies",
     "reference_vibrations",

@@ -3,12 +3,11 @@ level of theory, and the table that sets them side by side.
 
 A model's Hessian is exact, by autograd through the network (:func:`workbench.calculator.hessian`); an ASE
 calculator's comes from central differences of its forces. Reference Hessians come from PySCF's analytic
-second derivatives for HF and DFT (:func:`pyscf_hessian`, here because the QM engine computes energies and
-gradients only) or from central differences of the QM engine's gradients for other levels; they are kept on
-disk, keyed by the starting geometry and the level with all its settings. Translations and rotations are
-projected out of the mass-weighted Hessian before diagonalising (Wilson, Decius & Cross, *Molecular
-Vibrations*, 1955). Units: eV/Å^2 for Hessians, cm^-1 for wavenumbers (imaginary ones as negative numbers),
-Å for displacements.
+second derivatives for HF and DFT or from central differences of the QM engine's gradients for other
+levels (:func:`workbench.qm.hessian`); they are kept on disk, keyed by the starting geometry and the level
+with all its settings. Translations and rotations are projected out of the mass-weighted Hessian before
+diagonalising (Wilson, Decius & Cross, *Molecular Vibrations*, 1955). Units: eV/Å^2 for Hessians, cm^-1
+for wavenumbers (imaginary ones as negative numbers), Å for displacements.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ import pandas as pd
 from ase import Atoms
 from ase.data import chemical_symbols
 
-from ..harmonic import finite_difference_hessian, normal_modes, to_wavenumbers
+from ..harmonic import normal_modes, to_wavenumbers
 from ._models import predictors
 from .coordinates import bonds
 
@@ -153,29 +152,6 @@ def vibrations(
 
 
 # --------------------------------------------------------------------------------------------- reference
-def pyscf_hessian(atoms: Atoms, level) -> np.ndarray:
-    """Analytic HF or DFT Hessian (eV/Å^2, ``(3n, 3n)``) from PySCF at ``level`` (a name or
-    :class:`~workbench.qm.Level`, with its settings: basis, functional, grid, density fitting, convergence)."""
-    from ase.units import Bohr, Hartree
-
-    from ..qm.levels import Level, spin_of
-    from ..qm.pyscf_backend import _mean_field, build_molecule
-
-    level = level if isinstance(level, Level) else Level(level)
-    if level.kind not in ("hf", "dft"):
-        raise ValueError(f"PySCF has analytic Hessians for HF and DFT only, not {level.name!r}")
-    charge = int(level.settings["charge"])
-    spin = spin_of(atoms.numbers, charge, level.settings["multiplicity"])
-    mol = build_molecule(atoms.numbers, atoms.positions, level, charge, spin)
-    mf = _mean_field(mol, level)
-    mf.kernel()
-    if not mf.converged:
-        raise RuntimeError(f"{level.name}: SCF did not converge at this geometry; no Hessian")
-    h = mf.Hessian().kernel()  # (n, n, 3, 3) Hartree/Bohr^2
-    n = len(atoms)
-    return np.asarray(h).transpose(0, 2, 1, 3).reshape(3 * n, 3 * n) * (Hartree / Bohr**2)
-
-
 def _cache_file(cache: Path, atoms: Atoms, level, method: str, relax: bool, fmax: float) -> Path:
     from ..qm.store import configuration_key
 
@@ -202,14 +178,16 @@ def reference_vibrations(
     :func:`~workbench.analysis.pes.default_cache`; False for no cache), keyed by the starting geometry, the level's
     settings, the method and ``fmax``, so asking again costs nothing.
     """
-    from ..qm import Level, QMCalculator
+    from ..qm import Level, QMCalculator, hessian
+    from ..qm.hessian import METHODS
     from .pes import default_cache
 
     level = level if isinstance(level, Level) else Level(level)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if method == "auto":
         method = "analytic" if level.kind in ("hf", "dft") else "finite-difference"
-    if method not in ("analytic", "finite-difference"):
-        raise ValueError(f"method must be 'analytic', 'finite-difference' or 'auto', got {method!r}")
+
     path = None
     if cache is not False:
         root = Path(default_cache() if cache in (None, True) else cache)
@@ -220,10 +198,7 @@ def reference_vibrations(
                 return harmonic_analysis(geometry, saved["hessian"], level.name, float(saved["max_force"]))
     calc = QMCalculator(level)
     geometry, max_force = _relax(atoms, calc, fmax, steps if relax else 0)
-    if method == "analytic":
-        hess = pyscf_hessian(geometry, level)
-    else:
-        hess = finite_difference_hessian(geometry, calc, delta)
+    hess = hessian(geometry, level, method, delta)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.stem + ".tmp.npz")

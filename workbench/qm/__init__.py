@@ -3,13 +3,14 @@
 - :class:`Level`: a level of theory by its fidelity name (``"gfn2-xtb"``, ``"b3lyp/6-31g*"``,
   ``"mp2/cc-pvdz"``, ``"ccsd(t)/cc-pvdz"``) with explicit program settings; tblite for xTB, PySCF
   for HF, DFT, MP2, CCSD and CCSD(T).
-- :class:`QMCalculator`: any level as an ASE calculator.
+- :class:`QMCalculator`: any level as an ASE calculator; :func:`hessian`: its second derivatives.
 - :func:`label`: a resumable, optionally parallel (Dask) labeling job over a Dataset.
 - :mod:`~workbench.qm.sampling`: configurations from Langevin MD, normal modes or random
   displacements; :func:`choose`: random or farthest-point subsets for the expensive levels.
 """
 
 from .calculator import QMCalculator
+from .hessian import hessian
 from .job import JobCancelled, LabelJob, label
 from .levels import Level, compute_label
 from .store import LabelStore, configuration_key
@@ -22,5 +23,6 @@ __all__ = [
     "QMCalculator",
     "compute_label",
     "configuration_key",
+    "hessian",
     "label",
 ]

@@ -30,7 +30,8 @@ def build_molecule(numbers, positions, level: Level, charge: int, spin: int):
     return mol
 
 
-def _mean_field(mol, level: Level):
+def mean_field(mol, level: Level):
+    """The (not yet run) HF or Kohn-Sham object of ``level`` for ``mol``, restricted for closed shells."""
     from pyscf import dft, scf
 
     s = level.settings
@@ -62,7 +63,7 @@ def run_pyscf(numbers, positions, level: Level, want_forces: bool, charge: int, 
     Raises :class:`NotConverged` when the SCF, CC or Λ iterations stop short of their threshold.
     """
     mol = build_molecule(numbers, positions, level, charge, spin)
-    mf = _mean_field(mol, level)
+    mf = mean_field(mol, level)
     e_scf = mf.kernel()
     conv = {
         "scf_converged": bool(mf.converged),
