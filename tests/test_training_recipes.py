@@ -99,6 +99,13 @@ def test_delta_learning_adds_a_correction_to_the_low_level(levels):
     atoms.calc = model.calculator()
     assert abs(atoms.get_potential_energy() - model.predict(test.select([1]))["energy"][0]) < 1e-4
     assert err["energy_mae"] < 0.3 * baselines(train_set, test)[0]
+    # a narrower Δ network, as its own setting, still learns; the setting is kept with the model
+    narrow = train(
+        train_set, family="hipnn", recipe="delta", fidelities=BOTH, model=SMALL, delta_model={"n_features": 4}, **FAST
+    ).result()
+    assert narrow.n_parameters < model.n_parameters
+    assert narrow.settings["recipe_options"]["delta_model"] == {"n_features": 4}
+    assert_learns(narrow, train_set, test, energy_factor=0.3, force_factor=0.5)
 
 
 @pytest.mark.slow

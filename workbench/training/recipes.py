@@ -93,10 +93,16 @@ def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -
     return Dataset(sub.numbers, sub.positions, sub.ptr, {high: labels}, {high: sub.fidelity(high)}, sub.info)
 
 
-def delta(train, validation, family, fidelities, target, model_settings, settings, ctx, base="qm", **options):
+def delta(
+    train, validation, family, fidelities, target, model_settings, settings, ctx, base="qm", delta_model=None, **options
+):
     """Δ-learning: a model of (target - low) on configurations with both energies, added at
     prediction time to ``base``: ``"qm"`` (the low level's own method; needs it at prediction time)
-    or ``"model"`` (a single-fidelity model of the low level trained here, on its chosen labels)."""
+    or ``"model"`` (a single-fidelity model of the low level trained here, on its chosen labels).
+
+    ``delta_model``: settings of the Δ network (default: ``model_settings``). The difference between
+    two levels is a smoother function than either, learned from few energies: a narrower network
+    than the base's keeps its gradient, which is added to the low level's forces, from being noise."""
     _no_options("delta", options)
     lows = [f for f in fidelities if f != target]
     if len(lows) != 1:
@@ -110,7 +116,8 @@ def delta(train, validation, family, fidelities, target, model_settings, setting
         raise ValueError(f"delta: no training configuration has energies at both {low!r} and {target!r}")
     d_val = delta_dataset(validation, low, target, props) if _has_both(validation, low, target) else None
     chosen = {target: tuple(p for p in props if p in ("energy",) or d_train.labels[target].forces is not None)}
-    model = new_model(family, elements_of(train, validation), [target], model_settings, settings)
+    d_settings = model_settings if delta_model is None else {**(model_settings or {}), **delta_model}
+    model = new_model(family, elements_of(train, validation), [target], d_settings, settings)
     model.initialise(d_train)
     if family == "linear":
         history = _closed_form(model, d_train, chosen, "delta")
@@ -120,7 +127,8 @@ def delta(train, validation, family, fidelities, target, model_settings, setting
     if base == "model":
         base_obj = single(train, validation, family, {low: fidelities[low]}, low, model_settings, settings, ctx)
         history = pd.concat([base_obj.history.assign(stage="base"), history], ignore_index=True)
-    return _trained(model, "delta", [target], history, train, {"base": base}, base=base_obj)
+    options = {"base": base} if delta_model is None else {"base": base, "delta_model": dict(delta_model)}
+    return _trained(model, "delta", [target], history, train, options, base=base_obj)
 
 
 def _has_both(ds, low, high) -> bool:
