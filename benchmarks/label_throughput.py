@@ -1,6 +1,6 @@
 """Labels per second of the labeling engine next to raw tblite and PySCF calls on the same geometries.
 
-    OMP_NUM_THREADS=1 python benchmarks/label_throughput.py [--xtb 256] [--pyscf 8] [--repeats 5]
+    OMP_NUM_THREADS=1 python benchmarks/label_throughput.py [--xtb 256] [--pyscf 8] [--dft 4] [--repeats 5]
 
 Raw: a plain loop that builds the program's calculator for each geometry and asks for energy and
 gradient (tblite's ``Calculator.singlepoint``; PySCF ``RHF`` + ``nuc_grad_method``). Engine:
@@ -52,6 +52,21 @@ def raw_pyscf(ds) -> None:
         mf.nuc_grad_method().kernel()
 
 
+def raw_pyscf_dft(ds) -> None:
+    from pyscf import dft, gto
+
+    for a, b in zip(ds.ptr[:-1], ds.ptr[1:], strict=True):
+        atom = [(int(z), tuple(r)) for z, r in zip(ds.numbers[a:b], ds.positions[a:b], strict=True)]
+        mol = gto.M(atom=atom, basis="6-31g*", unit="Angstrom", verbose=0, max_memory=4000)
+        mf = dft.RKS(mol)
+        mf.xc = "b3lyp"
+        mf.grids.level = 3
+        mf.conv_tol = 1e-9
+        mf.max_cycle = 100
+        mf.kernel()
+        mf.nuc_grad_method().kernel()
+
+
 def engine(ds, level, client=None) -> None:
     with tempfile.TemporaryDirectory() as store:
         job = label(ds, level, store=store, client=client, background=False, progress=False)
@@ -63,6 +78,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--xtb", type=int, default=256, help="ethanol geometries for GFN2-xTB")
     parser.add_argument("--pyscf", type=int, default=8, help="ethanol geometries for HF/STO-3G")
+    parser.add_argument("--dft", type=int, default=0, help="ethanol geometries for B3LYP/6-31G* (a real level)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     import dask
@@ -71,9 +87,15 @@ def main() -> None:
     from workbench.qm.dask_backend import QUIET_DASK
 
     base = molecule("CH3CH2OH")
+    wanted = [
+        ("gfn2-xtb", args.xtb, raw_tblite),
+        ("hf/sto-3g", args.pyscf, raw_pyscf),
+        ("b3lyp/6-31g*", args.dft, raw_pyscf_dft),
+    ]
     cases = [
-        ("gfn2-xtb", random_displacements(base, args.xtb, sigma=0.03, seed=0), raw_tblite),
-        ("hf/sto-3g", random_displacements(base, args.pyscf, sigma=0.03, seed=1), raw_pyscf),
+        (level, random_displacements(base, n, sigma=0.03, seed=seed), raw)
+        for seed, (level, n, raw) in enumerate(wanted)
+        if n > 0
     ]
     clients = {}
     for workers in (1, 2):
@@ -113,13 +135,13 @@ def main() -> None:
         cluster.close()
 
     print()
-    print(f"{'level':<10} {'path':<22} {'labels':>6} {'wall s':>7} {'labels/s':>9} {'CPU s':>7} {'CPU vs raw':>11}")
+    print(f"{'level':<13} {'path':<22} {'labels':>6} {'wall s':>7} {'labels/s':>9} {'CPU s':>7} {'CPU vs raw':>11}")
     for level, ds, _ in cases:
         cpu_raw = best[level, "raw loop"][1]
         for path in paths:
             wall, cpu = best[level, path]
             print(
-                f"{level:<10} {path:<22} {len(ds):>6} {wall:>7.2f} {len(ds) / wall:>9.1f} {cpu:>7.2f} "
+                f"{level:<13} {path:<22} {len(ds):>6} {wall:>7.2f} {len(ds) / wall:>9.1f} {cpu:>7.2f} "
                 f"{cpu / cpu_raw - 1:>+11.1%}"
             )
     print()

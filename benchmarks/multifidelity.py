@@ -232,7 +232,10 @@ def classroom(data: str | None, seconds: float = 170.0) -> pd.DataFrame:
     rows = []
     runs = {
         "delta (CCSD(T) - xTB energies, on xTB)": dict(
-            recipe="delta", fidelities={low: None, top: ("energy",)}, max_time=seconds
+            recipe="delta",
+            fidelities={low: None, top: ("energy",)},
+            delta_model=DELTA_MODELS["hipnn"],
+            max_time=seconds,
         ),
         "multifidelity (xTB E+F, MP2 E+F, CCSD(T) E)": dict(recipe="multifidelity", max_time=seconds),
         "transfer (xTB E+F -> CCSD(T) E)": dict(
@@ -250,6 +253,8 @@ def classroom(data: str | None, seconds: float = 170.0) -> pd.DataFrame:
             max_epochs=1000,
             patience=100,
             batch_size=64,
+            lr=5e-3,
+            lr_patience=25,
             background=False,
             progress=False,
             **kwargs,
