@@ -104,6 +104,8 @@ def test_training_curves_per_head_split_and_stage():
     fig = compare.training_curves_figure(history)
     names = sorted(t.name for t in fig.data)
     assert names == ["ccsd(t)/cc-pvdz (val)", "gfn2-xtb (train)", "gfn2-xtb (val)"]
+    in_legend = [t.name for t in fig.data if t.showlegend is not False]
+    assert sorted(in_legend) == names  # each head and split once in the legend, though drawn in both panels
     by_name = {t.name: t for t in fig.data}
     assert by_name["gfn2-xtb (train)"].line.dash == "dash" and by_name["gfn2-xtb (val)"].line.dash == "solid"
     np.testing.assert_allclose(by_name["gfn2-xtb (val)"].y, 0.6 / np.arange(1, 7))

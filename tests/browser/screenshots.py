@@ -29,6 +29,11 @@ def set_number(panel, label: str, value) -> None:
     field.press("Enter")
 
 
+def choose(panel, labels: list[str]) -> None:
+    """Select these entries (and only these) in the panel's first multiple-choice list."""
+    panel.locator(".widget-select-multiple select").first.select_option(label=labels)
+
+
 def train(page, epochs: int, width: int) -> None:
     panel = show_tab(page, "Training")
     set_number(panel, "Epochs", epochs)
@@ -50,7 +55,8 @@ def train(page, epochs: int, width: int) -> None:
 
 def compare(page) -> None:
     panel = show_tab(page, "Compare")
-    panel.locator(".wb-compare-panel .widget-toggle-buttons button", has_text="forces").click()
+    choose(panel, ["multifidelity-hipnn", "single-hipnn"])
+    panel.locator(".widget-toggle-buttons button", has_text="forces").click()
     panel.locator(".wb-compare").click()
     page.wait_for_function(
         "() => { const gd = document.querySelector('.wb-parity .js-plotly-plot');"
@@ -72,6 +78,7 @@ def compare(page) -> None:
 
 def scan(page, reference: str) -> None:
     panel = show_tab(page, "PES")
+    choose(panel, ["multifidelity-hipnn · ccsd(t)/cc-pvdz", "single-hipnn"])
     panel.locator(".wb-reference-level input").fill(reference)
     panel.locator(".wb-reference-level input").press("Enter")
     set_number(panel, "every", 3)
@@ -82,6 +89,7 @@ def scan(page, reference: str) -> None:
 
 def vibrate(page) -> None:
     panel = show_tab(page, "Vibrations")
+    choose(panel, ["multifidelity-hipnn · gfn2-xtb", "multifidelity-hipnn · ccsd(t)/cc-pvdz"])
     panel.locator(".wb-vibrate").click()
     panel.locator(".wb-frequencies td", has_text="O-H stretch").first.wait_for(timeout=30 * MINUTES)
     wait_for_ink(page, ".wb-mode-view")

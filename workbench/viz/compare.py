@@ -204,6 +204,7 @@ def training_curves_figure(history: pd.DataFrame, statistic: str = "rmse", log_y
     heads = list(dict.fromkeys(long["head"]))
     colors = fidelity_colors(heads)
     fig = make_subplots(rows=1, cols=2, subplot_titles=["energy", "forces"], horizontal_spacing=0.1)
+    in_legend = set()  # one legend entry per head and split, for both panels
     for col, quantity in enumerate(["energy", "forces"], start=1):
         for (head, split), part in long[long["quantity"] == quantity].groupby(["head", "split"], sort=False):
             fig.add_trace(
@@ -213,6 +214,7 @@ def training_curves_figure(history: pd.DataFrame, statistic: str = "rmse", log_y
                     mode="lines",
                     name=f"{head} ({split})",
                     legendgroup=head,
+                    showlegend=(head, split) not in in_legend,
                     line={"color": colors[head], "dash": "solid" if split == "val" else "dash"},
                     customdata=part[["stage", "epoch"]].to_numpy(),
                     hovertemplate=f"{head}, {split}<br>%{{customdata[0]}} epoch %{{customdata[1]}}<br>%{{y:.4g}}"
@@ -221,6 +223,7 @@ def training_curves_figure(history: pd.DataFrame, statistic: str = "rmse", log_y
                 row=1,
                 col=col,
             )
+            in_legend.add((head, split))
     stages = long.drop_duplicates("step")[["step", "stage"]]
     starts = stages[stages["stage"] != stages["stage"].shift()]["step"].to_numpy()[1:]
     for x in starts:
