@@ -27,6 +27,8 @@ def test_frequency_figure_rows_errors_and_stretch_regions():
     assert set(model_ticks.y) == {"loose"} and set(ref_ticks.y) == {"reference"}
     np.testing.assert_allclose(errors.x, reference.frequencies)
     np.testing.assert_allclose(errors.y, table["loose error"])
+    # a model's ticks and its error points share one colour, distinct from the reference's
+    assert model_ticks.marker.color == errors.marker.color != ref_ticks.marker.color
     assert list(ref_ticks.customdata[:, 0]) == list(range(21))
     assert list(ref_ticks.customdata[:, 1]) == reference.characters
     regions = [s for s in fig.layout.shapes if s.type == "rect"]

@@ -57,7 +57,8 @@ def frequency_figure(table: pd.DataFrame, regions: tuple[str, ...] = ("C-H stret
                 mode="markers",
                 name=name,
                 legendgroup=name,
-                marker={"symbol": "line-ns-open", "size": 18, "line": {"width": 2, "color": colors[name]}},
+                # an open symbol is drawn in marker.color: set it, or the ticks take the default colour cycle
+                marker={"symbol": "line-ns-open", "size": 18, "color": colors[name], "line": {"width": 2}},
                 hovertemplate=f"{name}<br>mode %{{customdata[0]}} %{{customdata[1]}}<br>%{{x:.1f}} cm⁻¹<extra></extra>",
             ),
             row=1,
