@@ -176,6 +176,13 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     def pm(values: pd.Series) -> str:
         return f"{values.mean():.1f} ± {values.std(ddof=0):.1f}" if len(values) > 1 else f"{values.mean():.1f}"
 
+    # families in the order they ran, strategies in the order of STRATEGIES, the lower levels last
+    families = list(dict.fromkeys(runs["family"]))
+    rank = {s: i for i, s in enumerate(STRATEGIES)}
+    runs = runs.assign(
+        _f=runs["family"].map(lambda f: len(families) if f == "-" else families.index(f)),
+        _s=runs["strategy"].map(lambda s: rank.get(s, len(rank))),
+    ).sort_values(["_f", "_s"], kind="stable")
     groups = runs.groupby(["family", "strategy"], sort=False)
     return pd.DataFrame(
         {
