@@ -268,6 +268,7 @@ def classroom(data: str | None, seconds: float = 170.0) -> pd.DataFrame:
         ).result()
         wall = time.perf_counter() - start
         err = model.evaluate(test, top)
+        print(f"{name}: {err['energy_mae'] / kcal:.2f} kcal/mol, {wall:.0f} s", flush=True)
         rows.append(
             {
                 "model": name,
@@ -307,8 +308,7 @@ def main(argv=None) -> pd.DataFrame:
         return report(runs, args)
     if args.classroom:
         table = classroom(args.data)
-        with pd.option_context("display.width", 200, "display.float_format", "{:.2f}".format):
-            print(table)
+        print(table.to_string(float_format="{:.2f}".format))
         return table
     if args.quick:
         args.families, args.seeds, args.epochs, args.finetune_epochs, args.patience = ["hipnn"], [0], 30, 30, 30
