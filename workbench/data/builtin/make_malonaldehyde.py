@@ -4,7 +4,7 @@
 
 Malonaldehyde's intramolecular proton transfer makes a double-well potential. GFN2-xTB Langevin MD
 at 500 K (1000 configurations, GFN2-xTB energies + forces), MP2/cc-pVDZ energies + forces on 150
-farthest-point configurations, CCSD(T)/cc-pVDZ energies (frozen core) on the first 100 of those.
+farthest-point configurations, CCSD(T)/cc-pVDZ energies (frozen core) on the first 50 of those.
 Takes about two hours on one core; resumable like ``make_ethanol``.
 """
 
@@ -18,7 +18,7 @@ from ase import Atoms  # noqa: E402
 
 from workbench.qm.recipe import BuiltinRecipe, command_line  # noqa: E402
 
-RECIPE = BuiltinRecipe(name="malonaldehyde", n_md=1000, n_mid=150, n_top=100, temperature_K=500.0, seed=0)
+RECIPE = BuiltinRecipe(name="malonaldehyde", n_md=1000, n_mid=150, n_top=50, temperature_K=500.0, seed=0)
 
 #: Planar enol form (O=C-C=C-O-H...O), relaxed with GFN2-xTB; Å.
 START = Atoms(
