@@ -29,12 +29,16 @@ from workbench.qm.sampling import random_displacements  # noqa: E402
 
 
 def raw_tblite(ds) -> None:
-    from ase.units import Bohr
+    from ase.units import Bohr, Hartree, kB
     from tblite.interface import Calculator
 
     for a, b in zip(ds.ptr[:-1], ds.ptr[1:], strict=True):
         calc = Calculator("GFN2-xTB", ds.numbers[a:b], ds.positions[a:b] / Bohr)
+        # the settings the engine passes (its defaults, which are tblite's): the same program calls
         calc.set("verbosity", 0)
+        calc.set("accuracy", 1.0)
+        calc.set("temperature", 300.0 * kB / Hartree)
+        calc.set("max-iter", 250)
         res = calc.singlepoint()
         res["energy"], res["gradient"]
 
