@@ -54,10 +54,6 @@ class TrainingJob(Job):
         """Every epoch finished so far (all stages), as a DataFrame."""
         return pd.DataFrame(list(self.records))
 
-    def cancel(self) -> None:
-        """Stop after the batch now running; the best weights so far become :attr:`model`."""
-        super().cancel()
-
     def result(self, timeout: float | None = None):
         """The trained model (blocks until done). Raises :class:`TrainingCancelled` if cancelled
         (its ``model`` attribute holds the best weights reached), the job's exception if it failed,

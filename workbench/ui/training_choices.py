@@ -79,9 +79,10 @@ class FidelityRow:
         for box in (self.energy, self.forces):
             box.layout.width = "24px"
         defaults = TrainSettings()
-        width = widgets.Layout(width="70px")
-        self.energy_weight = widgets.BoundedFloatText(defaults.energy_weight, min=0.0, max=1e4, layout=width)
-        self.force_weight = widgets.BoundedFloatText(defaults.force_weight, min=0.0, max=1e4, layout=width)
+        self.energy_weight = widgets.BoundedFloatText(defaults.energy_weight, min=0.0, max=1e4)
+        self.force_weight = widgets.BoundedFloatText(defaults.force_weight, min=0.0, max=1e4)
+        for box in (self.energy_weight, self.force_weight):
+            box.layout.width = "70px"
         self.counts = widgets.HTML(f'<span class="wb-muted">{n_energy:,} E · {n_forces:,} F</span>')
         self.label = widgets.HTML(f"<b>{html.escape(name)}</b>")
 
