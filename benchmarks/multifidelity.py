@@ -126,6 +126,7 @@ def run_one(args: dict) -> dict:
         lr=args["lr"],
         lr_patience=args["lr_patience"],
         force_weight=args["force_weight"],
+        ema_decay=args["ema_decay"],
         background=False,
         progress=False,
         **kwargs,
@@ -262,6 +263,7 @@ def classroom(data: str | None, seconds: float = 170.0) -> pd.DataFrame:
             batch_size=64,
             lr=5e-3,
             lr_patience=25,
+            ema_decay=None,
             background=False,
             progress=False,
             **kwargs,
@@ -296,6 +298,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--lr", type=float, default=5e-3)
     parser.add_argument("--lr-patience", type=int, default=25)
     parser.add_argument("--force-weight", type=float, default=100.0)
+    parser.add_argument("--ema", dest="ema_decay", type=float, default=None, help="EMA decay of the weights (off)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--quick", action="store_true", help="hipnn only, 1 seed, 30 epochs")
     parser.add_argument("--classroom", action="store_true", help="only the 3-minute, 2-core measurement")
@@ -327,6 +330,7 @@ def main(argv=None) -> pd.DataFrame:
             "lr": args.lr,
             "lr_patience": args.lr_patience,
             "force_weight": args.force_weight,
+            "ema_decay": args.ema_decay,
         }
         # seed outermost: a benchmark stopped early still has whole seeds
         for seed in args.seeds

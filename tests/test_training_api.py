@@ -132,7 +132,7 @@ def test_ema_weights_are_what_validation_sees(md17):
         progress=False,
         background=False,
     )
-    plain = train(train_set, **common).result()
+    plain = train(train_set, ema_decay=None, **common).result()
     ema = train(train_set, ema_decay=0.8, **common).result()
     assert not np.allclose(plain.history["val_loss"], ema.history["val_loss"])
     best = int(ema.history["val_loss"].idxmin())

@@ -139,3 +139,28 @@ def test_selecting_properties_masks_the_rest(two_levels):
     loss = MaskedLoss({LOW: (1.0, 1.0), HIGH: (1.0, 1.0)}, {LOW: (0.01, 1.0), HIGH: (0.01, 1.0)})
     _, stats, data = loss_of(model_for(ds), ds, loss)
     assert data.n_force_atoms[HIGH] == 0 and stats[1, 5] == 0
+
+
+def test_ema_warms_up_then_averages_and_keeps_its_count():
+    """The first update moves the average most of the way to the new weights (decay (1+1)/(10+1)); later ones
+    use the full decay; the update count travels with the state, so a resumed run continues the same average."""
+    from workbench.training.optim import EMA
+
+    layer = torch.nn.Linear(3, 1, dtype=torch.float64)
+    ema = EMA(layer, decay=0.99)
+    start = layer.weight.detach().clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    ema.update(layer)
+    np.testing.assert_allclose(ema.shadow["weight"], start + 1.0 - 2 / 11, rtol=1e-12)
+    for _ in range(2000):
+        ema.update(layer)
+    after = ema.shadow["weight"].clone()
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    ema.update(layer)
+    np.testing.assert_allclose(ema.shadow["weight"] - after, 0.01 * (layer.weight.detach() - after), rtol=1e-9)
+    again = EMA(layer, decay=0.99)
+    again.load_state_dict(ema.state_dict())
+    assert again.steps == ema.steps == 2002
+    np.testing.assert_array_equal(again.shadow["weight"], ema.shadow["weight"])

@@ -71,19 +71,29 @@ def make_optimizer(groups: list[dict], kind: str, lr: float, weight_decay: float
 
 
 class EMA:
-    """Exponential moving average ``w_ema <- d * w_ema + (1 - d) * w`` of the trainable weights."""
+    """Exponential moving average ``w_ema <- d * w_ema + (1 - d) * w`` of the trainable weights.
+
+    The decay warms up as ``d_t = min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so the average
+    follows the first steps closely instead of holding on to the random initial weights.
+    """
+
+    #: Key of the update count in :meth:`state_dict`.
+    STEPS = "__ema_steps__"
 
     def __init__(self, model: nn.Module, decay: float):
         self.decay = decay
+        self.steps = 0
         self.names = [n for n, p in model.named_parameters() if p.requires_grad]
         params = dict(model.named_parameters())
         self.shadow = {n: params[n].detach().clone() for n in self.names}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        self.steps += 1
+        decay = min(self.decay, (1 + self.steps) / (10 + self.steps))
         params = dict(model.named_parameters())
         for n in self.names:
-            self.shadow[n].lerp_(params[n].detach(), 1.0 - self.decay)
+            self.shadow[n].lerp_(params[n].detach(), 1.0 - decay)
 
     @contextlib.contextmanager
     def swapped_in(self, model: nn.Module):
@@ -101,7 +111,7 @@ class EMA:
                     params[n].copy_(saved[n])
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return dict(self.shadow)
+        return {**self.shadow, self.STEPS: torch.tensor([self.steps], dtype=torch.int64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         missing = set(self.names) - set(state)
@@ -109,3 +119,5 @@ class EMA:
             raise KeyError(f"EMA state lacks {sorted(missing)}")
         for n in self.names:
             self.shadow[n].copy_(state[n])
+        # a state without the count comes from before the warm-up existed: it ran at the full decay
+        self.steps = int(state[self.STEPS][0]) if self.STEPS in state else 10**9

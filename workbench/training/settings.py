@@ -49,8 +49,10 @@ class TrainSettings:
     clip_norm
         Clip the global gradient norm to this value (None: no clipping).
     ema_decay
-        Exponential moving average of the weights (e.g. 0.99); validation and the returned model use
-        the averaged weights. None: off.
+        Exponential moving average of the weights (warmed up over the first steps); validation and the
+        returned model use the averaged weights. None: off. With forces dominating the loss, Adam moves
+        the energy's constant offset at full step size and validation energies jump from epoch to
+        epoch; the average smooths that out (single E+F on ethanol: energy MAE 31 vs 37 meV).
     energy_weight, force_weight
         Weights of the energy and force terms of every fidelity. Both terms are mean squared errors, the
         energy per atom (eV/atom)^2 and the forces per component (eV/Å)^2. 100:1 for forces gave
@@ -91,7 +93,7 @@ class TrainSettings:
     lr_factor: float = 0.5
     min_lr: float = 1e-6
     clip_norm: float | None = 10.0
-    ema_decay: float | None = None
+    ema_decay: float | None = 0.99
     energy_weight: float = 1.0
     force_weight: float = 100.0
     weights: dict = field(default_factory=dict)
