@@ -219,10 +219,18 @@ def _rotation_onto(moving: Atoms, fixed: Atoms) -> np.ndarray:
     return (u @ np.diag([1.0, 1.0, sign]) @ vt).T
 
 
+#: Weight of the frequency term in :func:`match_modes`: pairing modes a factor e apart in frequency costs as much
+#: as losing half of the overlap.
+FREQUENCY_PENALTY = 0.5
+
+
 def match_modes(result: VibrationsResult, reference: VibrationsResult) -> np.ndarray:
-    """For each reference mode, the index of the model's mode that looks most like it: the largest overlap of the
-    mass-weighted eigenvectors (one-to-one, after turning the model's geometry onto the reference's); plain
-    frequency order when the molecules or the mode counts differ."""
+    """For each reference mode, the index of the model's mode that looks most like it, one-to-one: the largest
+    overlap of the mass-weighted eigenvectors (after turning the model's geometry onto the reference's), less
+    :data:`FREQUENCY_PENALTY` times ``|ln(ω_model / ω_ref)|``. The frequency term matters when the model relaxes to
+    another conformer: there the hydroxyl's stretch and torsion both move mostly its hydrogen, in directions the
+    rotation cannot bring together, and overlap alone can pair a 3500 cm^-1 stretch with a 300 cm^-1 torsion.
+    Plain frequency order when the molecules or the mode counts differ."""
     from scipy.optimize import linear_sum_assignment
 
     m_ref, m = reference.mass_weighted.shape[1], result.mass_weighted.shape[1]
@@ -233,7 +241,10 @@ def match_modes(result: VibrationsResult, reference: VibrationsResult) -> np.nda
     n = len(result.atoms)
     turned = (result.mass_weighted.T.reshape(m, n, 3) @ rotation.T).reshape(m, 3 * n).T
     overlap = np.abs(reference.mass_weighted.T @ turned)
-    rows, cols = linear_sum_assignment(-overlap)
+    floor = 10.0  # cm^-1: keeps near-zero and imaginary (negative) wavenumbers finite in the logarithm
+    ratio = np.log(np.maximum(np.abs(reference.frequencies), floor)[:, None])
+    ratio = np.abs(ratio - np.log(np.maximum(np.abs(result.frequencies), floor)[None, :]))
+    rows, cols = linear_sum_assignment(FREQUENCY_PENALTY * ratio - overlap)
     return cols[np.argsort(rows)]
 
 
