@@ -291,7 +291,7 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=100, help="reference-level configurations for training")
     parser.add_argument("--test", type=int, default=100, help="held-out configurations with the reference level")
-    parser.add_argument("--epochs", type=int, default=300)
+    parser.add_argument("--epochs", type=int, default=600)
     parser.add_argument("--finetune-epochs", type=int, default=500)
     parser.add_argument("--patience", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
