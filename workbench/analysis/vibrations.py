@@ -179,15 +179,11 @@ def reference_vibrations(
     settings, the method and ``fmax``, so asking again costs nothing.
     """
     from ..qm import Level, QMCalculator, hessian
-    from ..qm.hessian import METHODS
+    from ..qm.hessian import resolve_method
     from .pes import default_cache
 
     level = level if isinstance(level, Level) else Level(level)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "auto":
-        method = "analytic" if level.kind in ("hf", "dft") else "finite-difference"
-
+    method = resolve_method(level, method)  # resolved before the cache key is made
     path = None
     if cache is not False:
         root = Path(default_cache() if cache in (None, True) else cache)

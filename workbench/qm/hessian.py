@@ -25,15 +25,20 @@ def hessian(atoms: Atoms, level: str | Level, method: str = "auto", delta: float
     converge (the Hessian of an unconverged wavefunction would be a wrong number, not a missing one).
     """
     level = level if isinstance(level, Level) else Level(level)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if method == "auto":
-        method = "analytic" if level.kind in ("hf", "dft") else "finite-difference"
-    if method == "analytic":
+    if resolve_method(level, method) == "analytic":
         return analytic_hessian(atoms, level)
     from .calculator import QMCalculator
 
     return finite_difference_hessian(atoms, QMCalculator(level), delta)
+
+
+def resolve_method(level: Level, method: str) -> str:
+    """``"analytic"`` or ``"finite-difference"``: ``method`` checked, with ``"auto"`` decided for ``level``."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "auto":
+        return "analytic" if level.kind in ("hf", "dft") else "finite-difference"
+    return method
 
 
 def analytic_hessian(atoms: Atoms, level: str | Level) -> np.ndarray:
