@@ -10,6 +10,7 @@ from ase.build import molecule
 
 from workbench.data import Dataset
 from workbench.qm import JobCancelled, Level, compute_label, label
+from workbench.qm.job import default_chunk_size
 
 pytestmark = pytest.mark.qm
 
@@ -139,3 +140,11 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
     assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
     ref, _ = reference(ds, "gfn2-xtb")
     np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
+
+
+def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by_one():
+    xtb, hf = Level("gfn2-xtb"), Level("hf/sto-3g")
+    assert default_chunk_size(xtb) == 64  # serial: one store transaction per 64 labels
+    assert default_chunk_size(xtb, 1024, 1) == 256 and default_chunk_size(xtb, 1024, 2) == 128
+    assert default_chunk_size(xtb, 100, 2) == 64 and default_chunk_size(xtb, 10**6, 2) == 1024
+    assert default_chunk_size(hf, 1024, 2) == 1

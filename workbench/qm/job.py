@@ -43,11 +43,15 @@ def _per_config(ds: Dataset, column: str, default):
     return [default if pd.isna(v) else int(v) for v in ds.info[column]]
 
 
-def default_chunk_size(level: Level) -> int:
+def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
     """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
-    moment it is done; 64 for xTB, whose labels take milliseconds, so that neither a Dask task
-    (~1 ms scheduling) nor a commit per label costs more than the work."""
-    return 64 if level.program == "tblite" else 1
+    moment it is done. For xTB, whose labels take milliseconds, 64 serially, so that a commit per
+    label does not cost more than the work; on Dask about a quarter of each worker's share (64 to
+    1024), so that the tasks' round trips stay small against the work while the workers still
+    balance their loads."""
+    if level.program != "tblite":
+        return 1
+    return int(np.clip(n_items // (4 * max(workers, 1)), 64, 1024))
 
 
 def _compute_chunk(items, level: Level, properties) -> list:
@@ -100,6 +104,7 @@ class LabelJob(Job):
         self.n_computed = 0
         self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
+        self._fresh: dict[str, dict] = {}  # labels computed by this run, so they need not be read back
 
     def __repr__(self) -> str:
         return (
@@ -182,6 +187,7 @@ class LabelJob(Job):
         by_key = {it[0]: it for it in items}
         store.put_many(self.level, [(*by_key[key], rec) for key, rec in results])
         for key, rec in results:
+            self._fresh[key] = {k: rec[k] for k in ("status", "energy", "forces", "error")}
             n = weight[key]
             self.n_done += n
             self.n_computed += 1
@@ -204,7 +210,8 @@ class LabelJob(Job):
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         ds, name = self.dataset, self.level.name
-        records = store.fetch(self.level, keys, meta=False)
+        records = store.fetch(self.level, [k for k in keys if k not in self._fresh], meta=False)
+        records.update(self._fresh)
         old = ds.labels.get(name)
         energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
         want_forces = "forces" in self.properties

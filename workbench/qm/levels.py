@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import time
 import warnings
 from importlib import metadata
@@ -275,7 +276,7 @@ def compute_label(
     meta["convergence"] = convergence
     meta["wall_time_s"] = time.perf_counter() - start
     meta["warnings"] = sorted({str(w.message)[:300] for w in caught})
-    if error is None and not np.isfinite(energy):
+    if error is None and not math.isfinite(energy):
         error = f"the program returned a non-finite energy ({energy})"
     if error is None and forces is not None and not np.isfinite(forces).all():
         error = "the program returned non-finite forces"

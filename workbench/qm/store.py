@@ -114,6 +114,7 @@ class LabelStore:
         """Write several labels in one transaction: ``items`` of ``(key, numbers, positions, charge,
         multiplicity, record)``."""
         now = time.time()
+        level_key = level.key  # computed from the settings on each access
         conf_rows, label_rows = [], []
         for key, numbers, positions, charge, multiplicity, rec in items:
             conf_rows.append(
@@ -129,7 +130,7 @@ class LabelStore:
             label_rows.append(
                 (
                     key,
-                    level.key,
+                    level_key,
                     rec["status"],
                     int(forces is not None),
                     rec.get("energy"),
