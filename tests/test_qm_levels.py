@@ -95,6 +95,27 @@ def test_xtb_matches_tblite_ase_calculator(method):
     assert rec["meta"]["program"] == "tblite" and rec["meta"]["basis"] is None
 
 
+def test_xtb_labels_in_a_row_equal_fresh_calculators_across_compositions_and_failures():
+    """The engine reuses one tblite calculator while the atoms stay the same; every label must still
+    be the number a new calculator gives, also after a change of molecule or a failed SCC."""
+    from tblite.interface import Calculator
+
+    level = Level("gfn2-xtb")
+    h2 = Atoms("H2", positions=[(0, 0, 0), (0.74, 0, 0)])
+    sequence = [distorted_water(5), distorted_water(6), h2, distorted_water(7), "fail", distorted_water(8)]
+    for atoms in sequence:
+        if atoms == "fail":  # the same atoms with a 2-iteration limit: a different key, and a failure
+            w = distorted_water(9)
+            assert compute_label(w.numbers, w.positions, Level("gfn2-xtb", max_iterations=2))["status"] == "failed"
+            continue
+        rec = compute_label(atoms.numbers, atoms.positions, level)
+        fresh = Calculator("GFN2-xTB", atoms.numbers, atoms.positions / Bohr)
+        fresh.set("verbosity", 0)
+        res = fresh.singlepoint()
+        assert rec["energy"] == pytest.approx(res["energy"] * Hartree, abs=1e-9)
+        np.testing.assert_allclose(rec["forces"], -res["gradient"] * Hartree / Bohr, atol=1e-9)
+
+
 def test_gfn2_water_value_from_tblite_documentation():
     w = molecule("H2O")
     rec = compute_label(w.numbers, w.positions, "xtb", ("energy",))

