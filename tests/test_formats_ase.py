@@ -128,6 +128,28 @@ def test_info_scalars_become_columns_with_the_source(tmp_path):
     assert ds.info["source_index"].tolist() == [0, 1, 2, 3]
 
 
+def test_mace_style_label_weights_stay_information_not_levels(tmp_path):
+    frames = _frames(3)
+    for k, atoms in enumerate(frames):
+        atoms.info["energy_weight"] = 1.0 + k
+        atoms.info["forces_weight"] = 0.5
+        atoms.info["energy_std"] = 0.01
+    path = tmp_path / "weights.extxyz"
+    ase.io.write(path, frames)
+    ds = ase_files.read(path)
+    assert set(ds.fidelity_names) == {"gfn2-xtb", "ccsd(t)/cc-pvdz", "wb97x/6-31g*"}
+    assert ds.info["energy_weight"].tolist() == [1.0, 2.0, 3.0]
+    assert ds.info["forces_weight"].tolist() == [0.5] * 3
+
+    db_path = tmp_path / "weights.db"
+    with ase.db.connect(db_path) as db:
+        for atoms in frames[:2]:
+            db.write(atoms, data={"energy_mp2/cc-pvdz": -47000.0, "forces_std": np.ones((3, 3))}, energy_weight=2.0)
+    db_ds = ase_db.read(db_path, energy_unit="eV")
+    assert db_ds.fidelity_names == ["mp2/cc-pvdz"]
+    assert db_ds.info["energy_weight"].tolist() == [2.0, 2.0]
+
+
 def test_a_dataset_written_with_to_atoms_reads_back_whole(tmp_path):
     rng = np.random.default_rng(2)
     records = []

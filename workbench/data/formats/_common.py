@@ -24,6 +24,23 @@ _BASIS = re.compile(
 )
 
 
+#: Suffixes that make ``energy_<suffix>``/``forces_<suffix>`` a property of a label, not a label at a
+#: level of theory: MACE-style training files carry ``energy_weight`` and ``forces_weight``.
+NOT_A_LEVEL = frozenset(
+    "weight weights std stdev sigma err error errors uncertainty var variance mask flag norm mean max min rms "
+    "unit units count".split()
+)
+
+
+def is_label_key(key: str) -> bool:
+    """Whether ``key`` holds a label: ``energy``/``forces`` or ``energy_<level>``/``forces_<level>``
+    (not ``energy_weight``, ``forces_std``, ...)."""
+    kind, _, rest = key.partition("_")
+    if kind not in ("energy", "forces"):
+        return False
+    return not rest or rest.strip().lower() not in NOT_A_LEVEL
+
+
 def fidelity_from_key(rest: str) -> Fidelity:
     """The fidelity named by the part of a label key after ``energy_``/``forces_``.
 

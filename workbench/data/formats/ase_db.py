@@ -35,6 +35,7 @@ from ._common import (
     factor,
     fidelity_from_key,
     guess_energy_unit,
+    is_label_key,
     note,
 )
 
@@ -166,14 +167,14 @@ def _raw_row(row, i: int, length: float) -> dict:
     if out["calc_forces"] is not None:
         out["calc_forces"] = _forces(out["calc_forces"], "calculator forces", n, i)
     for key, value in (row.get("data") or {}).items():
-        if key == "energy" or key.startswith("energy_"):
+        if is_label_key(key) and key.startswith("energy"):
             out["energy"][key] = _energy(value, key, i)
-        elif key == "forces" or key.startswith("forces_"):
+        elif is_label_key(key):
             out["forces"][key] = _forces(value, key, n, i)
         else:
             out["ignored"].append(key)
     for key, value in row.key_value_pairs.items():
-        if key.startswith("energy_"):
+        if key.startswith("energy_") and is_label_key(key):
             out["energy"][key] = _energy(value, key, i)
         else:
             out["info"][key] = value

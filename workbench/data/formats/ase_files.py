@@ -28,7 +28,15 @@ import numpy as np
 from ..dataset import Dataset
 from ..errors import DatasetError, reading
 from ..fidelity import Fidelity
-from ._common import add_source_columns, common_fidelity, conversion, factor, fidelity_from_key, note
+from ._common import (
+    add_source_columns,
+    common_fidelity,
+    conversion,
+    factor,
+    fidelity_from_key,
+    is_label_key,
+    note,
+)
 
 # info keys that a Dataset derives itself (written by Dataset.to_atoms) and so are not re-read.
 _DERIVED = {"formula", "n_atoms", "configuration"}
@@ -249,7 +257,7 @@ def _record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fideli
     for key, value in atoms.info.items():
         if key == energy_key:
             continue
-        if key.startswith("energy_"):
+        if key.startswith("energy_") and is_label_key(key):
             fid = _fidelity(key, fidelities, i)
             _put(energy, fid, _energy(value, key, i) * e_factor, key, i)
         elif key in _DERIVED:
@@ -259,7 +267,7 @@ def _record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fideli
         else:
             seen["skipped"].add(key)
     for key, value in atoms.arrays.items():
-        if key.startswith("forces_") and key != forces_key:
+        if key.startswith("forces_") and key != forces_key and is_label_key(key):
             _put(forces, _fidelity(key, fidelities, i), _forces(value, key, n, i) * f_factor, key, i)
     seen["energy"] |= bool(energy)
     seen["forces"] |= bool(forces)
