@@ -145,6 +145,6 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
 def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by_one():
     xtb, hf = Level("gfn2-xtb"), Level("hf/sto-3g")
     assert default_chunk_size(xtb) == 64  # serial: one store transaction per 64 labels
-    assert default_chunk_size(xtb, 1024, 1) == 256 and default_chunk_size(xtb, 1024, 2) == 128
+    assert default_chunk_size(xtb, 1024, 1) == 512 and default_chunk_size(xtb, 1024, 2) == 256
     assert default_chunk_size(xtb, 100, 2) == 64 and default_chunk_size(xtb, 10**6, 2) == 1024
     assert default_chunk_size(hf, 1024, 2) == 1

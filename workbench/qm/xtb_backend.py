@@ -24,9 +24,10 @@ def _calculator(numbers, positions_bohr, level: Level, charge: int, spin: int):
     from tblite.interface import Calculator
 
     s = level.settings
-    key = (level.key, np.asarray(numbers).tobytes(), int(charge), int(spin))
+    # compared by identity and value, not by Level.key, which hashes the settings on every access
+    key = (np.asarray(numbers).tobytes(), int(charge), int(spin), dict(s))
     calc = getattr(_cached, "calc", None)
-    if calc is not None and _cached.key == key:
+    if calc is not None and _cached.level is level and _cached.key == key:
         calc.update(positions_bohr)
         return calc
     _cached.calc = None  # a failure below must not leave a calculator for other atoms behind
@@ -35,7 +36,7 @@ def _calculator(numbers, positions_bohr, level: Level, charge: int, spin: int):
     calc.set("accuracy", float(s["accuracy"]))
     calc.set("temperature", float(s["electronic_temperature"]) * kB / Hartree)
     calc.set("max-iter", int(s["max_iterations"]))
-    _cached.calc, _cached.key = calc, key
+    _cached.calc, _cached.level, _cached.key = calc, level, key
     return calc
 
 
