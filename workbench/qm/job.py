@@ -297,8 +297,8 @@ def label(
     retry_failed
         Compute again configurations whose label failed in an earlier run.
     chunk_size
-        Configurations per task and per store transaction (default: 1 for PySCF levels, 64 for
-        xTB, whose labels take milliseconds).
+        Configurations per task and per store transaction (default: 1 for PySCF levels; for xTB,
+        whose labels take milliseconds, 64 serially and half of each Dask worker's share, 64-1024).
     background
         Run in a background thread (default); ``job.result()`` waits for it.
     """
