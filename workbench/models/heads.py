@@ -95,19 +95,6 @@ class FidelityHeads(nn.Module):
         readout = self.readouts[0 if self.shared else k]
         return readout(features).squeeze(-1) * self.energy_scale[k].to(features.dtype)
 
-    def copy_readout(self, source: int, target: int) -> None:
-        """Make head ``target`` predict what head ``source`` predicts (geometry-dependent part): its
-        readout becomes a copy of ``source``'s, rescaled for the two heads' energy scales."""
-        if self.shared or source == target:
-            return
-        with torch.no_grad():
-            src, dst = self.readouts[source], self.readouts[target]
-            dst.load_state_dict(src.state_dict())
-            last = dst[-1]
-            ratio = (self.energy_scale[source] / self.energy_scale[target]).to(last.weight.dtype)
-            last.weight.mul_(ratio)
-            last.bias.mul_(ratio)
-
     def reference_energy(self, k: int, composition: torch.Tensor) -> torch.Tensor:
         """``(N,)`` eV: sum of the reference energies of head ``k`` for ``(N, n_elements)`` counts."""
         return composition.to(self.references.dtype) @ self.references[k]

@@ -62,20 +62,12 @@ def single(train, validation, family, fidelities, target, model_settings, settin
 
 def multifidelity(train, validation, family, fidelities, target, model_settings, settings, ctx, **options):
     """All chosen fidelities at once: one head each on a shared trunk, each configuration
-    contributing exactly the labels it has.
-
-    ``copy_low_head=True`` starts every head as a copy of the lowest fidelity's, so that heads
-    differ only where the higher levels' labels pull them apart, not by their random initialisation.
-    """
-    copy_low_head = bool(options.pop("copy_low_head", False))
+    contributing exactly the labels it has."""
     _no_options("multifidelity", options)
     check_labels(train, fidelities)
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
     model.initialise(select_labels(train, fidelities))
-    if copy_low_head and family != "linear":
-        for k in range(1, len(names)):
-            model.heads.copy_readout(0, k)
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
         history = _closed_form(model, train, fidelities, "train")
     else:
