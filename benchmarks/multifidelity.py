@@ -14,8 +14,10 @@ level from those:
 
 for each family and several seeds (the split stays fixed; the seed sets initialisation and batch
 order). The table gives held-out energy MAE (meV per molecule, after the references each model fits)
-and force MAE (meV/Å per component), mean ± standard deviation over seeds, training time and the
-number of parameters, plus a row for the low level as it is (energies shifted by the mean offset on
+and force MAE (meV/Å per component), mean ± standard deviation over seeds, how far each model's
+forces are from the low level's own (a head that only copies the low level sits at 0; the reference
+level sits as far as the low level's row), training time and the number of parameters, plus a row
+for the low level as it is (energies shifted by the mean offset on
 the training budget, forces untouched): a strategy whose forces are worse than that row adds nothing
 for forces.
 
