@@ -116,6 +116,22 @@ def test_xtb_labels_in_a_row_equal_fresh_calculators_across_compositions_and_fai
         np.testing.assert_allclose(rec["forces"], -res["gradient"] * Hartree / Bohr, atol=1e-9)
 
 
+def test_the_calculator_a_finished_thread_kept_is_released():
+    import threading
+
+    from workbench.qm import xtb_backend
+
+    w = distorted_water(10)
+    worker = threading.Thread(target=lambda: compute_label(w.numbers, w.positions, "gfn2-xtb"))
+    worker.start()
+    worker.join()
+    assert worker.ident in xtb_backend._cache
+    h2 = Atoms("H2", positions=[(0, 0, 0), (0.74, 0, 0)])
+    for atoms in (w, h2):  # at least one of the two needs a new calculator here, which prunes
+        assert compute_label(atoms.numbers, atoms.positions, "gfn2-xtb")["status"] == "done"
+    assert worker.ident not in xtb_backend._cache and threading.get_ident() in xtb_backend._cache
+
+
 def test_gfn2_water_value_from_tblite_documentation():
     w = molecule("H2O")
     rec = compute_label(w.numbers, w.positions, "xtb", ("energy",))

@@ -33,10 +33,10 @@ def _calculator(numbers, positions_bohr, level: Level, charge: int, spin: int):
 
     s = level.settings
     thread = threading.get_ident()
-    # compared by identity and value, not by Level.key, which hashes the settings on every access
-    key = (np.asarray(numbers).tobytes(), int(charge), int(spin), dict(s))
+    # compared by value, not by Level.key, which hashes the settings on every access
+    key = (level.method, np.asarray(numbers).tobytes(), int(charge), int(spin), dict(s))
     cached = _cache.get(thread)
-    if cached is not None and cached[1] is level and cached[2] == key:
+    if cached is not None and cached[1] == key:
         cached[0].update(positions_bohr)
         return cached[0]
     # a failure below must not leave a calculator for other atoms behind; threads that have ended
@@ -49,7 +49,7 @@ def _calculator(numbers, positions_bohr, level: Level, charge: int, spin: int):
     calc.set("accuracy", float(s["accuracy"]))
     calc.set("temperature", float(s["electronic_temperature"]) * kB / Hartree)
     calc.set("max-iter", int(s["max_iterations"]))
-    _cache[thread] = (calc, level, key)
+    _cache[thread] = (calc, key)
     return calc
 
 
