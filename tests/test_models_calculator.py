@@ -5,7 +5,7 @@ import pytest
 import torch
 from ase import units
 from ase.build import molecule
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from ase.md.velocitydistribution import thermalize_momenta
 from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations, VibrationsData
@@ -40,7 +40,7 @@ def test_calculator_matches_the_model_for_each_head():
 def test_calculator_drives_molecular_dynamics_conserving_energy():
     atoms = molecule("CH3CH2OH")
     atoms.calc = WorkbenchCalculator(make_model(), fidelity=FIDELITIES[1])
-    MaxwellBoltzmannDistribution(atoms, temperature_K=300, rng=np.random.default_rng(0))
+    thermalize_momenta(atoms, 300, rng=np.random.default_rng(0))
     start = atoms.get_total_energy()
     positions = atoms.positions.copy()
     dyn = VelocityVerlet(atoms, timestep=0.1 * units.fs)

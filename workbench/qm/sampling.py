@@ -66,10 +66,7 @@ def langevin_md(
     rng = np.random.default_rng(seed)
     atoms = atoms.copy()
     atoms.calc = calculator if calculator is not None else default_calculator()
-    if hasattr(vd, "thermalize_momenta"):  # ASE >= 3.29
-        vd.thermalize_momenta(atoms, temperature_K, rng=rng)
-    else:
-        vd.MaxwellBoltzmannDistribution(atoms, temperature_K=temperature_K, rng=rng)
+    vd.thermalize_momenta(atoms, temperature_K, rng=rng)
     vd.Stationary(atoms)
     with np.errstate(divide="ignore", invalid="ignore"):  # a linear molecule has a zero moment of inertia
         vd.ZeroRotation(atoms)
