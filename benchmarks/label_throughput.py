@@ -30,34 +30,33 @@ from workbench.qm import label  # noqa: E402
 from workbench.qm.sampling import random_displacements  # noqa: E402
 
 
-def raw_tblite(ds) -> None:
+def _xtb_calculator(numbers, positions):
+    """A GFN2-xTB calculator with the settings the engine passes (its defaults, which are tblite's)."""
     from ase.units import Bohr, Hartree, kB
     from tblite.interface import Calculator
 
+    calc = Calculator("GFN2-xTB", numbers, positions / Bohr)
+    calc.set("verbosity", 0)
+    calc.set("accuracy", 1.0)
+    calc.set("temperature", 300.0 * kB / Hartree)
+    calc.set("max-iter", 250)
+    return calc
+
+
+def raw_tblite(ds) -> None:
     for a, b in zip(ds.ptr[:-1], ds.ptr[1:], strict=True):
-        calc = Calculator("GFN2-xTB", ds.numbers[a:b], ds.positions[a:b] / Bohr)
-        # the settings the engine passes (its defaults, which are tblite's): the same program calls
-        calc.set("verbosity", 0)
-        calc.set("accuracy", 1.0)
-        calc.set("temperature", 300.0 * kB / Hartree)
-        calc.set("max-iter", 250)
-        res = calc.singlepoint()
+        res = _xtb_calculator(ds.numbers[a:b], ds.positions[a:b]).singlepoint()
         res["energy"], res["gradient"]
 
 
 def raw_tblite_reused(ds) -> None:
     """The raw loop as an expert writes it: one calculator, its positions updated for each geometry."""
-    from ase.units import Bohr, Hartree, kB
-    from tblite.interface import Calculator
+    from ase.units import Bohr
 
     calc = None
     for a, b in zip(ds.ptr[:-1], ds.ptr[1:], strict=True):
         if calc is None:
-            calc = Calculator("GFN2-xTB", ds.numbers[a:b], ds.positions[a:b] / Bohr)
-            calc.set("verbosity", 0)
-            calc.set("accuracy", 1.0)
-            calc.set("temperature", 300.0 * kB / Hartree)
-            calc.set("max-iter", 250)
+            calc = _xtb_calculator(ds.numbers[a:b], ds.positions[a:b])
         else:
             calc.update(ds.positions[a:b] / Bohr)
         res = calc.singlepoint()
