@@ -8,6 +8,7 @@ tasks on a real cluster. Results come back to the job's process, which alone wri
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 
 import numpy as np
@@ -30,29 +31,37 @@ QUIET_DASK = {
 }
 
 
-def _to_wire(chunk: list) -> list:
-    """Geometries as bytes: Dask ships every NumPy array as a frame of its own, which costs more than
-    an xTB calculation when a task carries hundreds of small ones."""
-    return [
-        (key, np.ascontiguousarray(z, "<i8").tobytes(), np.ascontiguousarray(r, "<f8").tobytes(), c, m)
-        for key, z, r, c, m in chunk
-    ]
+def _to_wire(chunk: list) -> bytes:
+    """A chunk as one bytes object, and :func:`_compute_wire`'s results likewise. Dask walks every
+    element of a task's arguments looking for futures, ships every NumPy array as a frame of its
+    own, and pickles every element of a list result separately (looking up each one's module);
+    with hundreds of configurations a task, that cost more than the xTB calculations themselves.
+    The bytes never leave this job: its own process packs them for its workers and back."""
+    return pickle.dumps(
+        [
+            (key, np.ascontiguousarray(z, "<i8").tobytes(), np.ascontiguousarray(r, "<f8").tobytes(), c, m)
+            for key, z, r, c, m in chunk
+        ],
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
 
 
-def _compute_wire(wire: list, level, properties) -> list:
-    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk, forces returned as bytes."""
+def _compute_wire(wire: bytes, level, properties) -> bytes:
+    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk; the results as bytes."""
     items = [
-        (key, np.frombuffer(z, "<i8"), np.frombuffer(r, "<f8").reshape(-1, 3), c, m) for key, z, r, c, m in wire
+        (key, np.frombuffer(z, "<i8"), np.frombuffer(r, "<f8").reshape(-1, 3), c, m)
+        for key, z, r, c, m in pickle.loads(wire)
     ]
     out = []
     for key, rec in _compute_chunk(items, level, properties):
         if rec["forces"] is not None:
             rec["forces"] = np.ascontiguousarray(rec["forces"], "<f8").tobytes()
         out.append((key, rec))
-    return out
+    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _from_wire(results: list) -> list:
+def _from_wire(payload: bytes) -> list:
+    results = pickle.loads(payload)
     for _, rec in results:
         if rec["forces"] is not None:
             rec["forces"] = np.frombuffer(rec["forces"], "<f8").reshape(-1, 3)
