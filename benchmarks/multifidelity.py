@@ -8,6 +8,7 @@ level from those:
 
 - single E: the budget's reference energies only;  single E+F: their energies and forces;
 - multifidelity: low-level energies + forces on all training configurations, reference energies on the budget;
+  "multifidelity (embedding)": the same, with the level as an input of the trunk instead of a head per level;
 - delta: a model of (reference - low) energies on the budget, added to the low level's own labels;
 - transfer: pre-train on low-level energies + forces, fine-tune on the budget's reference energies;
 - meta: Reptile over both levels, then fine-tune on the budget's reference energies;
@@ -57,10 +58,10 @@ DELTA_MODELS = {
     "hipnn_tensor": dict(n_features=8, n_interactions=1),
     "gmnn": dict(hidden=[16, 16]),
 }
-STRATEGIES = ("single E", "single E+F", "multifidelity", "delta", "transfer", "meta")
+STRATEGIES = ("single E", "single E+F", "multifidelity", "multifidelity (embedding)", "delta", "transfer", "meta")
 # The linear family has no trunk to pre-train or share: its multifidelity heads are separate fits (the
 # high head is then the single E model), and transfer and meta do not apply.
-NOT_LINEAR = ("multifidelity", "transfer", "meta")
+NOT_LINEAR = ("multifidelity", "multifidelity (embedding)", "transfer", "meta")
 
 
 def load(path: str | None):
@@ -98,6 +99,10 @@ def strategy_kwargs(strategy: str, low: str, ref: str, epochs: int, finetune_epo
         "single E": dict(recipe="single", fidelities={ref: ("energy",)}),
         "single E+F": dict(recipe="single", fidelities={ref: ("energy", "forces")}),
         "multifidelity": dict(recipe="multifidelity", fidelities=both),
+        # the same labels, the fidelity handed to the trunk as an input instead of a readout per level
+        "multifidelity (embedding)": dict(
+            recipe="multifidelity", fidelities=both, model={"fidelity_mode": "embedding"}
+        ),
         "delta": dict(recipe="delta", fidelities=both, delta_model=DELTA_MODELS.get(family)),
         "transfer": dict(recipe="transfer", fidelities=both, finetune_epochs=finetune_epochs),
         "meta": dict(recipe="meta", fidelities=both, finetune_epochs=finetune_epochs, meta_epochs=epochs // 2),
@@ -116,11 +121,12 @@ def run_one(args: dict) -> dict:
     low, ref, _ = levels(ds)
     train_set, test = split(ds, args["n_test"], args["budget"])
     kwargs = strategy_kwargs(args["strategy"], low, ref, args["epochs"], args["finetune_epochs"], args["family"])
+    model_settings = {**FAMILIES[args["family"]], **kwargs.pop("model", {})}
     start = time.perf_counter()
     model = train(
         train_set,
         family=args["family"],
-        model=FAMILIES[args["family"]],
+        model=model_settings,
         seed=args["seed"],
         max_epochs=args["epochs"],
         patience=args["patience"],

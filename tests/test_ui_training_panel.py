@@ -68,6 +68,14 @@ def test_choices_become_the_arguments_of_train(ani_state):
     assert options["fidelities"] == {"wb97x/6-31g*": ("energy", "forces"), "ccsd(t)/cbs": ("energy",)}
     assert options["weights"]["wb97x/6-31g*"] == {"energy": 1.0, "forces": 10.0}
     assert options["model"] == {"n_features": 24} and options["lr"] == 3e-3
+    # a multi-fidelity model can take the level as an input of its trunk instead of a head per level
+    assert panel.fidelity_mode in panel.recipe_options.children
+    panel.fidelity_mode.value = "embedding"
+    assert panel.train_options()["model"] == {"n_features": 24, "fidelity_mode": "embedding"}
+    panel.family.value = "linear"
+    assert panel.fidelity_mode not in panel.recipe_options.children
+    assert "fidelity_mode" not in panel.train_options()["model"]
+    panel.family.value = "hipnn"
     # Training sees the train and validation parts of the shared split, never the test part.
     split = ani_state.split()
     assert len(options["train"]) == len(split["train"]) and len(options["validation"]) == len(split["validation"])

@@ -22,7 +22,8 @@ STRATEGIES = {
 }
 HINTS = {
     "single": "one level (the target) on its own labels",
-    "multifidelity": "every chosen level at once: a shared trunk, one head per level, a masked loss",
+    "multifidelity": "every chosen level at once on a shared trunk (a head per level, or the level as an input), "
+    "a masked loss",
     "delta": "learn (target − one lower level) and add it to that level",
     "transfer": "pre-train on the lower levels, fine-tune on the target at a 10× smaller learning rate",
     "meta": "Reptile over the levels as tasks, then fine-tune on the target",

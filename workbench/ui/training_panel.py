@@ -79,6 +79,14 @@ class TrainingPanel(widgets.VBox):
             style=COMPACT,
             layout=widgets.Layout(width="360px"),
         )
+        # how the levels enter a multi-fidelity model (benchmarks/multifidelity.py compares the two)
+        self.fidelity_mode = widgets.Dropdown(
+            options=[("one readout head per level", "heads"), ("an input of the trunk", "embedding")],
+            value="heads",
+            description="levels enter as",
+            style=COMPACT,
+            layout=widgets.Layout(width="360px"),
+        )
         self.recipe_options = widgets.HBox()
 
         # --- levels of theory
@@ -157,7 +165,7 @@ class TrainingPanel(widgets.VBox):
         row_ = self._families.loc[self.family.value]
         self.family_info.value = f'<span class="wb-muted">{html.escape(row_["description"])}</span>'
         self.width.disabled = not width_setting(self.family.value, 1, row_["defaults"])
-        self._suggest_name()
+        self._on_strategy(None)
 
     def _on_strategy(self, _change) -> None:
         recipe = self.strategy.value
@@ -165,10 +173,17 @@ class TrainingPanel(widgets.VBox):
         extras = []
         if recipe == "learning_curve":
             extras = [self.inner, self.budgets]
-        if recipe == "delta" or (recipe == "learning_curve" and self.inner.value == "delta"):
+        inner = self.inner.value if recipe == "learning_curve" else recipe
+        if inner == "delta":
             extras.append(self.delta_base)
+        if inner == "multifidelity" and self._takes_fidelity_mode():
+            extras.append(self.fidelity_mode)
         self.recipe_options.children = extras
         self._suggest_name()
+
+    def _takes_fidelity_mode(self) -> bool:
+        # the linear family fits one coefficient set per level: it has heads only
+        return self.family.value != "linear"
 
     def _on_dataset(self, _change) -> None:
         self.levels.show(self.state.dataset)
@@ -226,6 +241,8 @@ class TrainingPanel(widgets.VBox):
             options["meta_epochs"] = self.epochs.value
         if inner == "delta":
             options["base"] = self.delta_base.value
+        if inner == "multifidelity" and self.fidelity_mode.value != "heads" and self._takes_fidelity_mode():
+            options["model"]["fidelity_mode"] = self.fidelity_mode.value
         if recipe == "learning_curve":
             options["inner"] = inner
             if self.budgets.value.strip():
