@@ -142,6 +142,34 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
     np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
 
 
+def test_a_dask_task_answer_keeps_every_record_and_forces_of_mixed_sizes_and_failures():
+    """The packing of a chunk and its answer (run here without Dask): molecules of different sizes, one failed
+    calculation without forces, every record as compute_label gives it; an answer for other keys is refused."""
+    from workbench.qm.dask_backend import _compute_wire, _from_wire, _to_wire
+
+    h2, water = molecule("H2"), molecule("H2O")
+    chunk = [
+        ("a", water.numbers, water.positions, 0, None),
+        ("b", h2.numbers, h2.positions, 0, 2),  # a doublet of 2 electrons: fails, between two that succeed
+        ("c", h2.numbers, h2.positions, 0, None),
+        ("d", water.numbers, water.positions + 0.01, 0, None),
+    ]
+    level = Level("gfn2-xtb")
+    out = dict(_from_wire(_compute_wire(_to_wire(chunk), level, ("energy", "forces")), chunk))
+    assert out["b"]["status"] == "failed" and out["b"]["forces"] is None and "multiplicity" in out["b"]["error"]
+    for key, z, r, c, m in [chunk[0], *chunk[2:]]:
+        ref = compute_label(z, r, level, ("energy", "forces"), c, m)
+        assert out[key]["status"] == "done" and out[key]["energy"] == ref["energy"]
+        np.testing.assert_array_equal(out[key]["forces"], ref["forces"])
+        assert out[key]["meta"]["program"] == "tblite" and out[key]["meta"]["convergence"] == ref["meta"]["convergence"]
+    failing = Level("gfn2-xtb", max_iterations=2)
+    out = dict(_from_wire(_compute_wire(_to_wire(chunk), failing, ("energy", "forces")), chunk))
+    assert all(rec["status"] == "failed" and rec["forces"] is None and rec["error"] for rec in out.values())
+    answer = _compute_wire(_to_wire(chunk[:2]), level, ("energy", "forces"))
+    with pytest.raises(RuntimeError, match="other configurations"):
+        _from_wire(answer, chunk)
+
+
 def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by_one():
     xtb, hf = Level("gfn2-xtb"), Level("hf/sto-3g")
     assert default_chunk_size(xtb) == 64  # serial: one store transaction per 64 labels

@@ -7,13 +7,14 @@ tasks on a real cluster. Results come back to the job's process, which alone wri
 
 from __future__ import annotations
 
+import json
 import logging
-import pickle
 import time
 
 import numpy as np
 
 from .job import _compute_chunk, default_chunk_size
+from .store import _json_default
 
 #: Dask's housekeeping timers (20 ms event-loop ticks, 10 ms stack profiling, 100 ms memory checks)
 #: cost ~8% of a core on an idle one-worker cluster; the labeling tasks take seconds, so slower
@@ -31,41 +32,59 @@ QUIET_DASK = {
 }
 
 
-def _to_wire(chunk: list) -> bytes:
-    """A chunk as one bytes object, and :func:`_compute_wire`'s results likewise. Dask walks every
+def _to_wire(chunk: list) -> tuple[str, bytes, bytes]:
+    """A chunk as JSON (keys, charges, multiplicities, atom counts) plus all atomic numbers and all
+    positions as one bytes object each; :func:`_compute_wire` answers likewise. Dask walks every
     element of a task's arguments looking for futures, ships every NumPy array as a frame of its
-    own, and pickles every element of a list result separately (looking up each one's module);
-    with hundreds of configurations a task, that cost more than the xTB calculations themselves.
-    The bytes never leave this job: its own process packs them for its workers and back."""
-    return pickle.dumps(
-        [
-            (key, np.ascontiguousarray(z, "<i8").tobytes(), np.ascontiguousarray(r, "<f8").tobytes(), c, m)
-            for key, z, r, c, m in chunk
-        ],
-        protocol=pickle.HIGHEST_PROTOCOL,
-    )
+    own, and pickles every element of a list result separately; with hundreds of configurations a
+    task, that cost more than the xTB calculations themselves. JSON and raw float64, not pickle:
+    the results may come from the workers of a cluster the job does not own."""
+    head = json.dumps([(key, c, m, len(z)) for key, z, _, c, m in chunk])
+    numbers = np.concatenate([np.asarray(z, "<i8") for _, z, _, _, _ in chunk]).tobytes()
+    positions = np.concatenate([np.asarray(r, "<f8").reshape(-1, 3) for _, _, r, _, _ in chunk]).tobytes()
+    return head, numbers, positions
 
 
-def _compute_wire(wire: bytes, level, properties) -> bytes:
-    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk; the results as bytes."""
-    items = [
-        (key, np.frombuffer(z, "<i8"), np.frombuffer(r, "<f8").reshape(-1, 3), c, m)
-        for key, z, r, c, m in pickle.loads(wire)
-    ]
-    out = []
+def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[str, bytes]:
+    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk. Returns the records
+    without their forces as JSON, and the forces of those that have them as one float64 array."""
+    head, numbers, positions = wire
+    numbers = np.frombuffer(numbers, "<i8")
+    positions = np.frombuffer(positions, "<f8").reshape(-1, 3)
+    items, start = [], 0
+    for key, c, m, n in json.loads(head):
+        items.append((key, numbers[start : start + n], positions[start : start + n], c, m))
+        start += n
+    records, forces = [], []
     for key, rec in _compute_chunk(items, level, properties):
-        if rec["forces"] is not None:
-            rec["forces"] = np.ascontiguousarray(rec["forces"], "<f8").tobytes()
-        out.append((key, rec))
-    return pickle.dumps(out, protocol=pickle.HIGHEST_PROTOCOL)
+        f = rec.pop("forces")
+        rec["has_forces"] = f is not None
+        if f is not None:
+            forces.append(np.asarray(f, "<f8").reshape(-1, 3))
+        records.append((key, rec))
+    all_forces = np.concatenate(forces).tobytes() if forces else b""
+    return json.dumps(records, default=_json_default), all_forces
 
 
-def _from_wire(payload: bytes) -> list:
-    results = pickle.loads(payload)
-    for _, rec in results:
-        if rec["forces"] is not None:
-            rec["forces"] = np.frombuffer(rec["forces"], "<f8").reshape(-1, 3)
-    return results
+def _from_wire(payload: tuple[str, bytes], chunk: list) -> list:
+    """``[(key, record)]`` from :func:`_compute_wire`'s answer to ``chunk``; checked against the
+    chunk, since the answer comes from another process."""
+    text, all_forces = payload
+    records = json.loads(text)
+    n_atoms = {key: len(z) for key, z, _, _, _ in chunk}
+    if sorted(k for k, _ in records) != sorted(n_atoms):
+        raise RuntimeError("a Dask worker answered for other configurations than it was given")
+    forces = np.frombuffer(all_forces, "<f8").reshape(-1, 3)
+    start = 0
+    for key, rec in records:
+        rec["forces"] = None
+        if rec.pop("has_forces"):
+            n = n_atoms[key]
+            rec["forces"] = forces[start : start + n]
+            start += n
+    if start != len(forces):
+        raise RuntimeError("a Dask worker sent back more forces than configurations it computed")
+    return [(key, rec) for key, rec in records]
 
 
 def run_on_dask(job, store, items: list, weight) -> None:
@@ -106,7 +125,8 @@ def run_on_dask(job, store, items: list, weight) -> None:
                 time.sleep(0.05)
                 continue
             for fut in batch:
-                job._record(store, chunks.pop(fut.key), _from_wire(fut.result()), weight)
+                chunk = chunks.pop(fut.key)
+                job._record(store, chunk, _from_wire(fut.result(), chunk), weight)
     finally:
         if cluster is not None:
             client.close()
