@@ -83,7 +83,7 @@ def _from_wire(payload: tuple[str, bytes], chunk: list) -> list:
             rec["forces"] = forces[start : start + n]
             start += n
     if start != len(forces):
-        raise RuntimeError("a Dask worker sent back more forces than configurations it computed")
+        raise RuntimeError(f"a Dask worker sent back forces for {len(forces)} atoms where {start} were computed")
     return [(key, rec) for key, rec in records]
 
 
