@@ -9,6 +9,7 @@ level from those:
 - single E: the budget's reference energies only;  single E+F: their energies and forces;
 - multifidelity: low-level energies + forces on all training configurations, reference energies on the budget;
   "multifidelity (embedding)": the same, with the level as an input of the trunk instead of a head per level;
+  "multifidelity (nonlinear heads)": the same, each head with a hidden layer of 32;
 - delta: a model of (reference - low) energies on the budget, added to the low level's own labels;
 - transfer: pre-train on low-level energies + forces, fine-tune on the budget's reference energies;
 - meta: Reptile over both levels, then fine-tune on the budget's reference energies;
@@ -58,10 +59,19 @@ DELTA_MODELS = {
     "hipnn_tensor": dict(n_features=8, n_interactions=1),
     "gmnn": dict(hidden=[16, 16]),
 }
-STRATEGIES = ("single E", "single E+F", "multifidelity", "multifidelity (embedding)", "delta", "transfer", "meta")
+STRATEGIES = (
+    "single E",
+    "single E+F",
+    "multifidelity",
+    "multifidelity (embedding)",
+    "multifidelity (nonlinear heads)",
+    "delta",
+    "transfer",
+    "meta",
+)
 # The linear family has no trunk to pre-train or share: its multifidelity heads are separate fits (the
 # high head is then the single E model), and transfer and meta do not apply.
-NOT_LINEAR = ("multifidelity", "multifidelity (embedding)", "transfer", "meta")
+NOT_LINEAR = ("multifidelity", "multifidelity (embedding)", "multifidelity (nonlinear heads)", "transfer", "meta")
 
 
 def load(path: str | None):
@@ -102,6 +112,10 @@ def strategy_kwargs(strategy: str, low: str, ref: str, epochs: int, finetune_epo
         # the same labels, the fidelity handed to the trunk as an input instead of a readout per level
         "multifidelity (embedding)": dict(
             recipe="multifidelity", fidelities=both, model={"fidelity_mode": "embedding"}
+        ),
+        # heads, each with a hidden layer of its own
+        "multifidelity (nonlinear heads)": dict(
+            recipe="multifidelity", fidelities=both, model={"readout_hidden": [32]}
         ),
         "delta": dict(recipe="delta", fidelities=both, delta_model=DELTA_MODELS.get(family)),
         "transfer": dict(recipe="transfer", fidelities=both, finetune_epochs=finetune_epochs),
