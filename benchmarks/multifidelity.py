@@ -71,7 +71,8 @@ STRATEGIES = (
 )
 # The linear family has no trunk to pre-train or share: its multifidelity heads are separate fits (the
 # high head is then the single E model), and transfer and meta do not apply.
-NOT_LINEAR = ("multifidelity", "multifidelity (embedding)", "multifidelity (nonlinear heads)", "transfer", "meta")
+MULTIFIDELITY = tuple(s for s in STRATEGIES if s.startswith("multifidelity"))
+NOT_LINEAR = (*MULTIFIDELITY, "transfer", "meta")
 
 
 def load(path: str | None):
@@ -237,7 +238,7 @@ def verdict(runs: pd.DataFrame) -> list[str]:
     lines = []
     mean = runs.groupby(["family", "strategy"])["force MAE (meV/Å)"].mean()
     for family in runs["family"].unique():
-        for variant in ("multifidelity", "multifidelity (embedding)"):
+        for variant in MULTIFIDELITY:
             try:
                 mf, se, sef = (mean[(family, s)] for s in (variant, "single E", "single E+F"))
             except KeyError:
