@@ -65,6 +65,7 @@ STRATEGIES = (
     "multifidelity",
     "multifidelity (embedding)",
     "multifidelity (nonlinear heads)",
+    "multifidelity, then fine-tuned",
     "delta",
     "transfer",
     "meta",
@@ -117,6 +118,11 @@ def strategy_kwargs(strategy: str, low: str, ref: str, epochs: int, finetune_epo
         # heads, each with a hidden layer of its own
         "multifidelity (nonlinear heads)": dict(
             recipe="multifidelity", fidelities=both, model={"readout_hidden": [32]}
+        ),
+        # the joint fit, then the trunk and the high-level head alone on the high-level energies at 0.1x the
+        # learning rate (as transfer's fine-tuning)
+        "multifidelity, then fine-tuned": dict(
+            recipe="multifidelity", fidelities=both, finetune_lr_factor=0.1, finetune_epochs=finetune_epochs
         ),
         "delta": dict(recipe="delta", fidelities=both, delta_model=DELTA_MODELS.get(family)),
         "transfer": dict(recipe="transfer", fidelities=both, finetune_epochs=finetune_epochs),

@@ -122,7 +122,7 @@ def run_on_dask(job, store, items: list, weight) -> None:
                 return
             batch = pending.next_batch(block=False)
             if not batch:
-                time.sleep(0.05)
+                time.sleep(0.01)
                 continue
             for fut in batch:
                 chunk = chunks.pop(fut.key)

@@ -72,7 +72,8 @@ def train(
         :class:`~workbench.training.callbacks.Callback` objects or functions of each epoch's record.
     options
         Training-settings fields, then recipe options: ``base`` (delta), ``finetune_lr_factor``,
-        ``layer_lr_decay``, ``freeze``, ``finetune_epochs`` (transfer, meta), ``meta_epochs``,
+        ``layer_lr_decay``, ``freeze``, ``finetune_epochs`` (transfer, meta; ``finetune_lr_factor``
+        and ``finetune_epochs`` also for multifidelity: a fine-tuning stage on the target), ``meta_epochs``,
         ``inner_steps``, ``meta_step`` (meta), ``budgets``, ``inner`` (learning_curve).
     """
     if recipe not in RECIPES:

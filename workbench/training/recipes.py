@@ -60,19 +60,47 @@ def single(train, validation, family, fidelities, target, model_settings, settin
     return _trained(model, "single", [target], history, train, {})
 
 
-def multifidelity(train, validation, family, fidelities, target, model_settings, settings, ctx, **options):
+def multifidelity(
+    train,
+    validation,
+    family,
+    fidelities,
+    target,
+    model_settings,
+    settings,
+    ctx,
+    finetune_lr_factor: float | None = None,
+    finetune_epochs: int | None = None,
+    finetune_patience: int | None = None,
+    **options,
+):
     """All chosen fidelities at once: one head each on a shared trunk, each configuration
-    contributing exactly the labels it has."""
+    contributing exactly the labels it has.
+
+    With ``finetune_lr_factor`` (e.g. 0.1) a second stage follows: the trunk and the target's head
+    alone, trained on the target's labels at that fraction of the learning rate. In the joint fit the
+    trunk serves every level at once; the second stage lets it move toward the target, as in
+    ``transfer``, and the model returned has only the target's head."""
     _no_options("multifidelity", options)
     check_labels(train, fidelities)
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
     model.initialise(select_labels(train, fidelities))
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
+        if finetune_lr_factor is not None:
+            raise ValueError("multifidelity: the linear family has no trunk to fine-tune")
         history = _closed_form(model, train, fidelities, "train")
-    else:
-        history = train_stage(model, train, validation, fidelities, settings, ctx, "train").history
-    return _trained(model, "multifidelity", names, history, train, {})
+        return _trained(model, "multifidelity", names, history, train, {})
+    joint = train_stage(model, train, validation, fidelities, settings, ctx, "train")
+    if finetune_lr_factor is None:
+        return _trained(model, "multifidelity", names, joint.history, train, {})
+    if target not in names:
+        raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
+    model = transplant(model, {target: target}, settings)
+    ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, 1.0, ())
+    t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
+    options = {"finetune_lr_factor": finetune_lr_factor}
+    return _trained(model, "multifidelity", [target], _history(joint, t_ft), train, options)
 
 
 def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -> Dataset:
