@@ -137,6 +137,10 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
         )
         out = job.result(timeout=300)
         assert client.status == "running"  # a user's client is left open
+        # by default the xTB tasks are half of what remains (at least 64), so the last ones are small
+        steps = []
+        label(waters(300, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
+        assert sorted(np.diff(steps).tolist()) == [11, 64, 75, 150]
     assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
     ref, _ = reference(ds, "gfn2-xtb")
     np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)

@@ -108,10 +108,13 @@ def run_on_dask(job, store, items: list, weight) -> None:
     futures = []
     try:
         workers = len(client.scheduler_info().get("workers", {})) or 1
-        size = job.chunk_size or default_chunk_size(job.level, len(items), workers)
-        chunks = {}
-        for start in range(0, len(items), size):
+        chunks, start = {}, 0
+        while start < len(items):
+            # sized on what remains, so the tasks shrink toward the end: the workers finish together,
+            # and the last answer, written while they wait, is small
+            size = job.chunk_size or default_chunk_size(job.level, len(items) - start, workers)
             chunk = items[start : start + size]
+            start += len(chunk)
             fut = client.submit(_compute_wire, _to_wire(chunk), job.level, job.properties, pure=False)
             chunks[fut.key] = chunk
             futures.append(fut)

@@ -46,9 +46,9 @@ def _per_config(ds: Dataset, column: str, default):
 def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
     """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
     moment it is done. For xTB, whose labels take milliseconds, 64 serially, so that a commit per
-    label does not cost more than the work; on Dask half of each worker's share (64 to 1024), so
-    that the tasks' round trips stay small against the work (measured: 128 a task +12% CPU, 512
-    +7%) while a worker that finishes first still finds work."""
+    label does not cost more than the work; on Dask half of each worker's share of the ``n_items``
+    still to submit (64 to 1024), so that the tasks' round trips stay small against the work
+    (measured: 128 a task +12% CPU, 512 +7%) while a worker that finishes first still finds work."""
     if level.program != "tblite":
         return 1
     return int(np.clip(n_items // (2 * max(workers, 1)), 64, 1024))
