@@ -100,8 +100,21 @@ def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk
     err = model.evaluate(test, HIGH)
     assert err["energy_mae"] < 0.25 * e_base and err["forces_mae"] < f_base, (err, e_base, f_base)
     assert model.settings["recipe_options"]["finetune_lr_factor"] == 0.2
+    with pytest.raises(ValueError, match="needs fidelity_mode='heads'"):
+        embedded = {**SMALL, "fidelity_mode": "embedding"}
+        train(
+            train_set,
+            family="hipnn",
+            recipe="multifidelity",
+            fidelities=BOTH,
+            model=embedded,
+            finetune_lr_factor=0.1,
+            **FAST,
+        ).result()
     with pytest.raises(ValueError, match="linear family has no trunk"):
-        train(train_set, family="linear", recipe="multifidelity", fidelities=BOTH, finetune_lr_factor=0.1, **FAST).result()
+        train(
+            train_set, family="linear", recipe="multifidelity", fidelities=BOTH, finetune_lr_factor=0.1, **FAST
+        ).result()
 
 
 @pytest.mark.slow

@@ -68,10 +68,16 @@ def test_choices_become_the_arguments_of_train(ani_state):
     assert options["fidelities"] == {"wb97x/6-31g*": ("energy", "forces"), "ccsd(t)/cbs": ("energy",)}
     assert options["weights"]["wb97x/6-31g*"] == {"energy": 1.0, "forces": 10.0}
     assert options["model"] == {"n_features": 24} and options["lr"] == 3e-3
-    # a multi-fidelity model can take the level as an input of its trunk instead of a head per level
+    # a multi-fidelity model with a head per level can end with a fine-tuning stage on the target
+    assert panel.finetune in panel.recipe_options.children and "finetune_lr_factor" not in options
+    panel.finetune.value = True
+    assert panel.train_options()["finetune_lr_factor"] == 0.1
+    # or it can take the level as an input of its trunk instead (then there is no head to fine-tune)
     assert panel.fidelity_mode in panel.recipe_options.children
     panel.fidelity_mode.value = "embedding"
+    assert panel.finetune not in panel.recipe_options.children
     assert panel.train_options()["model"] == {"n_features": 24, "fidelity_mode": "embedding"}
+    assert "finetune_lr_factor" not in panel.train_options()
     panel.family.value = "linear"
     assert panel.fidelity_mode not in panel.recipe_options.children
     assert "fidelity_mode" not in panel.train_options()["model"]

@@ -84,6 +84,8 @@ def multifidelity(
     _no_options("multifidelity", options)
     check_labels(train, fidelities)
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
+    if finetune_lr_factor is not None and (model_settings or {}).get("fidelity_mode", "heads") != "heads":
+        raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs fidelity_mode='heads'")
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
     model.initialise(select_labels(train, fidelities))
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit

@@ -87,6 +87,10 @@ class TrainingPanel(widgets.VBox):
             style=COMPACT,
             layout=widgets.Layout(width="360px"),
         )
+        # a last stage on the target alone, at a tenth of the learning rate (as transfer's fine-tuning)
+        self.finetune = widgets.Checkbox(
+            value=False, description="then fine-tune on the target (0.1× learning rate)", indent=False
+        )
         self.recipe_options = widgets.HBox()
 
         # --- levels of theory
@@ -150,6 +154,7 @@ class TrainingPanel(widgets.VBox):
         self.family.observe(self._on_family, "value")
         self.strategy.observe(self._on_strategy, "value")
         self.inner.observe(self._on_strategy, "value")
+        self.fidelity_mode.observe(self._on_strategy, "value")
         self.start_button.on_click(lambda _: self.start())
         self.stop_button.on_click(lambda _: self.stop())
         self.shown.observe(lambda _: self._draw(now=True), "value")
@@ -178,6 +183,8 @@ class TrainingPanel(widgets.VBox):
             extras.append(self.delta_base)
         if inner == "multifidelity" and self._takes_fidelity_mode():
             extras.append(self.fidelity_mode)
+            if self.fidelity_mode.value == "heads":  # the fine-tuned model keeps the target's head
+                extras.append(self.finetune)
         self.recipe_options.children = extras
         self._suggest_name()
 
@@ -241,8 +248,11 @@ class TrainingPanel(widgets.VBox):
             options["meta_epochs"] = self.epochs.value
         if inner == "delta":
             options["base"] = self.delta_base.value
-        if inner == "multifidelity" and self.fidelity_mode.value != "heads" and self._takes_fidelity_mode():
-            options["model"]["fidelity_mode"] = self.fidelity_mode.value
+        if inner == "multifidelity" and self._takes_fidelity_mode():
+            if self.fidelity_mode.value != "heads":
+                options["model"]["fidelity_mode"] = self.fidelity_mode.value
+            elif self.finetune.value:
+                options["finetune_lr_factor"] = 0.1
         if recipe == "learning_curve":
             options["inner"] = inner
             if self.budgets.value.strip():
