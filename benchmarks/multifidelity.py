@@ -39,7 +39,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -386,11 +386,20 @@ def main(argv=None) -> pd.DataFrame:
     ]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         rows = []
-        for row in pool.map(run_one, tasks):
+        futures = {pool.submit(run_one, task): task for task in tasks}
+        for future in as_completed(futures):
+            task = futures[future]
+            try:
+                row = future.result()
+            except Exception as err:  # one failed run (e.g. diverged) must not lose the others
+                print(f"FAILED family={task['family']} strategy={task['strategy']} seed={task['seed']}: {err}")
+                continue
             print(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
             rows.append(row)
             if args.out:
                 pd.DataFrame([row]).to_csv(args.out, mode="a", header=not args.out.exists(), index=False)
+    if not rows:
+        raise SystemExit("no run finished")
     return report(pd.DataFrame(rows), args)
 
 

@@ -34,6 +34,10 @@ class TrainingDiverged(RuntimeError):
         self.epoch = epoch
         self.checkpoint = checkpoint
 
+    def __reduce__(self):
+        # rebuilt with all three arguments when it crosses a process boundary (a pool, Dask, DDP)
+        return type(self), (str(self), self.epoch, self.checkpoint)
+
 
 class TrainingCancelled(JobCancelled):
     """Training was cancelled; ``model`` (a TrainedModel, when set) holds the best weights reached."""
