@@ -228,7 +228,10 @@ def main() -> None:
     print()
     for level, values in lockstep.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
-        print(f"{level}: engine, serial, in lockstep with the raw loop: CPU {median:+.1%} (quartiles {q1:+.1%} .. {q3:+.1%})")
+        print(
+            f"{level}: engine, serial, in lockstep with the raw loop: CPU {median:+.1%} "
+            f"(quartiles {q1:+.1%} .. {q3:+.1%})"
+        )
     print()
     print("labels/s from the best wall time. 'CPU vs raw': CPU seconds (this process + Dask workers) over those of the")
     print("raw loop in the same round, median and quartiles over the rounds: the engine's overhead (target: below 5%).")

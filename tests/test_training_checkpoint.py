@@ -2,6 +2,7 @@
 stops with a clear message and keeps the last good checkpoint."""
 
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -137,8 +138,13 @@ def test_nan_stops_training_with_a_message_and_keeps_the_last_good_checkpoint(tm
     data = TensorData(ds, [FID], torch.device("cpu"), torch.float64)
     ckpt = tmp_path / "train.ckpt"
     trainer = Trainer(model, settings, loss, callbacks=[Poison(model, 2)], checkpoint=ckpt)
-    with pytest.raises(TrainingDiverged, match=r"epoch 3: the loss or its gradient became nan.*last good checkpoint"):
+    with pytest.raises(
+        TrainingDiverged, match=r"epoch 3: the loss or its gradient became nan.*last good checkpoint"
+    ) as caught:
         trainer.fit(data)
+    # the error crosses a process boundary (a process pool, Dask) whole
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (str(again), again.epoch, again.checkpoint) == (str(caught.value), 3, ckpt)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     groups, meta = load_checkpoint(ckpt)
     assert meta["epoch"] == 3 and len(meta["records"]) == 3
