@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
@@ -11,6 +12,7 @@ from ase.build import molecule
 from workbench.data import Dataset
 from workbench.qm import JobCancelled, Level, compute_label, label
 from workbench.qm.job import default_chunk_size
+from workbench.qm.store import LabelStore
 
 pytestmark = pytest.mark.qm
 
@@ -141,6 +143,11 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
         steps = []
         label(waters(300, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
         assert sorted(np.diff(steps).tolist()) == [11, 64, 75, 150]
+    # the provenance of labels made on Dask reaches the store whole
+    with LabelStore(tmp_path) as store:
+        keys = [row[0] for row in store.conn.execute("SELECT config_key FROM labels")]
+        metas = [rec["meta"] for rec in store.fetch(Level("gfn2-xtb"), keys).values()]
+    assert len(metas) == 5 and all(m["program"] == "tblite" and m["wall_time_s"] > 0 for m in metas)
     assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
     ref, _ = reference(ds, "gfn2-xtb")
     np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
@@ -165,7 +172,8 @@ def test_a_dask_task_answer_keeps_every_record_and_forces_of_mixed_sizes_and_fai
         ref = compute_label(z, r, level, ("energy", "forces"), c, m)
         assert out[key]["status"] == "done" and out[key]["energy"] == ref["energy"]
         np.testing.assert_array_equal(out[key]["forces"], ref["forces"])
-        assert out[key]["meta"]["program"] == "tblite" and out[key]["meta"]["convergence"] == ref["meta"]["convergence"]
+        meta = json.loads(out[key]["meta_json"])  # the provenance, as the store keeps it
+        assert meta["program"] == "tblite" and meta["convergence"] == ref["meta"]["convergence"]
     failing = Level("gfn2-xtb", max_iterations=2)
     out = dict(_from_wire(_compute_wire(_to_wire(chunk), failing, ("energy", "forces")), chunk))
     assert all(rec["status"] == "failed" and rec["forces"] is None and rec["error"] for rec in out.values())

@@ -112,7 +112,8 @@ class LabelStore:
 
     def put_many(self, level: Level, items) -> None:
         """Write several labels in one transaction: ``items`` of ``(key, numbers, positions, charge,
-        multiplicity, record)``."""
+        multiplicity, record)``; a record's provenance is its ``meta`` dict, or ``meta_json``, that
+        dict already as JSON text (as it comes back from a Dask worker)."""
         now = time.time()
         level_key = level.key  # computed from the settings on each access
         conf_rows, label_rows = [], []
@@ -136,7 +137,7 @@ class LabelStore:
                     rec.get("energy"),
                     None if forces is None else np.ascontiguousarray(forces, dtype="<f8").tobytes(),
                     rec.get("error"),
-                    json.dumps(rec.get("meta", {}), default=_json_default),
+                    rec["meta_json"] if "meta_json" in rec else json.dumps(rec.get("meta", {}), default=_json_default),
                     now,
                 )
             )
