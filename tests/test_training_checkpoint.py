@@ -21,7 +21,7 @@ from workbench.training.callbacks import Callback
 from workbench.training.data import TensorData
 from workbench.training.settings import TrainSettings
 from workbench.training.stages import make_loss, new_model
-from workbench.training.trainer import Trainer
+from workbench.training.trainer import Trainer, exploded
 
 FID = "pbe+vdw-ts"
 SMALL = "{n_features: 8, n_interactions: 1, n_atom_layers: 1, n_sensitivities: 6, cutoff: 4.0}"
@@ -152,3 +152,32 @@ def test_nan_stops_training_with_a_message_and_keeps_the_last_good_checkpoint(tm
     # The model went back to the best weights before the NaN: its loss is finite and no worse.
     value, _ = trainer.evaluate(data)
     assert np.isfinite(value) and value <= 1.0001 * min(r["train_loss"] for r in meta["records"]) * 1.5
+
+
+class Blowup(Callback):
+    """Multiplies every weight by ``factor`` at the end of one epoch: the loss explodes but stays finite."""
+
+    def __init__(self, model, epoch, factor):
+        self.model, self.epoch, self.factor = model, epoch, factor
+
+    def on_epoch_end(self, stage, record):
+        if record["epoch"] == self.epoch:
+            with torch.no_grad():
+                for p in self.model.parameters():
+                    p.mul_(self.factor)
+
+
+def test_an_exploding_loss_stops_training_but_the_noise_of_a_tiny_loss_does_not(tmp_path):
+    ds = wb.datasets.builtin("md17-ethanol-sample")
+    settings = TrainSettings(max_epochs=10, batch_size=5, lr=1e-3, ema_decay=None, explode_factor=100.0)
+    model = new_model("hipnn", [1, 6, 8], [FID], dict(n_features=8, n_interactions=1, n_atom_layers=1), settings)
+    model.initialise(ds)
+    loss = make_loss(ds, {FID: FID}, settings)
+    data = TensorData(ds, [FID], torch.device("cpu"), torch.float32)
+    trainer = Trainer(model, settings, loss, callbacks=[Blowup(model, 2, 30.0)])
+    with pytest.raises(TrainingDiverged, match=r"epoch 3: the training loss exploded"):
+        trainer.fit(data)
+    # the rule: above the factor times the best epoch so far and above the stage's first epoch
+    assert exploded(5.0, [1.0, 0.01], 100.0) and not exploded(5.0, [1.0, 0.06], 100.0)
+    assert not exploded(0.025, [0.3, 0.01, 2.4e-5], 100.0)  # a loss fitted to almost nothing, then noise
+    assert not exploded(1e9, [], 100.0)  # the first epoch has nothing to compare with

@@ -69,8 +69,8 @@ class TrainSettings:
     max_time
         Wall-clock budget in seconds (None: none); the run stops after the epoch that passes it.
     explode_factor
-        An epoch whose training loss exceeds this multiple of the best one so far stops the run as
-        diverged (a NaN or infinite loss always does).
+        An epoch whose training loss exceeds this multiple of the stage's best one so far, and its
+        first epoch's, stops the run as diverged (a NaN or infinite loss always does).
     layer_lr_decay
         Discriminative learning rates: each layer group from the output back gets this factor more
         (1.0: one learning rate for all).

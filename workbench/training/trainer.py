@@ -39,6 +39,14 @@ class TrainingDiverged(RuntimeError):
         return type(self), (str(self), self.epoch, self.checkpoint)
 
 
+def exploded(loss: float, earlier: list[float], factor: float) -> bool:
+    """Whether an epoch's training ``loss`` counts as exploded, given the ``earlier`` epochs' of the
+    stage: above ``factor`` times the best of them and above the first. The second condition is for
+    a loss fitted down to almost nothing (fine-tuning on a hundred energies reaches 1e-5), whose
+    ordinary epoch-to-epoch noise can span three orders of magnitude while staying small."""
+    return bool(earlier) and loss > factor * min(earlier) and loss > earlier[0]
+
+
 class TrainingCancelled(JobCancelled):
     """Training was cancelled; ``model`` (a TrainedModel, when set) holds the best weights reached."""
 
@@ -253,9 +261,9 @@ class Trainer:
             self.distributed.all_reduce(total)
             self.distributed.all_reduce(stats)
         train_loss = float(total) / passes
-        best_train = min((r["train_loss"] for r in self.records), default=math.inf)
-        if train_loss > s.explode_factor * best_train:
-            self._diverged(f"the training loss exploded to {train_loss:.3g} (best so far {best_train:.3g})")
+        earlier = [r["train_loss"] for r in self.records]
+        if exploded(train_loss, earlier, s.explode_factor):
+            self._diverged(f"the training loss exploded to {train_loss:.3g} (best so far {min(earlier):.3g})")
         record = {
             "stage": self.stage,
             "epoch": self.epoch,
