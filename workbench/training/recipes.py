@@ -2,7 +2,8 @@
 
 - ``single``: one fidelity, energies or energies + forces.
 - ``multifidelity``: every chosen fidelity jointly, one head each on a shared trunk, a masked loss
-  (Lubbers et al.'s multi-fidelity HIP-NN, arXiv:2505.01590).
+  (Lubbers et al.'s multi-fidelity HIP-NN, arXiv:2505.01590); optionally followed by fine-tuning of
+  the trunk and the target's head on the target.
 - ``delta``: a model of (high - low) on the configurations that have both, added to the low level
   (the QM method itself, or a model of it) (Ramakrishnan et al., J. Chem. Theory Comput. 11, 2087 (2015)).
 - ``transfer``: pre-train on the low level(s), fine-tune on the high level with a smaller learning
