@@ -1,13 +1,14 @@
 """Checkpoints: atomic, resumable after a kill with the same result, never unpickled; divergence
 stops with a clear message and keeps the last good checkpoint."""
 
+import multiprocessing
 import os
-import pickle
 import signal
 import subprocess
 import sys
 import time
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +144,10 @@ def test_nan_stops_training_with_a_message_and_keeps_the_last_good_checkpoint(tm
     ) as caught:
         trainer.fit(data)
     # the error crosses a process boundary (a process pool, Dask) whole
-    again = pickle.loads(pickle.dumps(caught.value))
-    assert (str(again), again.epoch, again.checkpoint) == (str(caught.value), 3, ckpt)
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=spawn) as pool, pytest.raises(TrainingDiverged) as again:
+        pool.submit(_raise, str(caught.value), caught.value.epoch, caught.value.checkpoint).result()
+    assert (str(again.value), again.value.epoch, again.value.checkpoint) == (str(caught.value), 3, ckpt)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     groups, meta = load_checkpoint(ckpt)
     assert meta["epoch"] == 3 and len(meta["records"]) == 3
@@ -152,6 +155,10 @@ def test_nan_stops_training_with_a_message_and_keeps_the_last_good_checkpoint(tm
     # The model went back to the best weights before the NaN: its loss is finite and no worse.
     value, _ = trainer.evaluate(data)
     assert np.isfinite(value) and value <= 1.0001 * min(r["train_loss"] for r in meta["records"]) * 1.5
+
+
+def _raise(message, epoch, checkpoint):
+    raise TrainingDiverged(message, epoch, checkpoint)
 
 
 class Blowup(Callback):
