@@ -85,20 +85,21 @@ def multifidelity(
     _no_options("multifidelity", options)
     check_labels(train, fidelities)
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
-    if finetune_lr_factor is not None and (model_settings or {}).get("fidelity_mode", "heads") != "heads":
-        raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs fidelity_mode='heads'")
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
+    if finetune_lr_factor is not None:  # checked before the joint fit, not after it
+        if family == "linear":
+            raise ValueError("multifidelity: the linear family has no trunk to fine-tune")
+        if model.fidelity_mode != "heads":
+            raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs fidelity_mode='heads'")
+        if target not in names:
+            raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
     model.initialise(select_labels(train, fidelities))
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
-        if finetune_lr_factor is not None:
-            raise ValueError("multifidelity: the linear family has no trunk to fine-tune")
         history = _closed_form(model, train, fidelities, "train")
         return _trained(model, "multifidelity", names, history, train, {})
     joint = train_stage(model, train, validation, fidelities, settings, ctx, "train")
     if finetune_lr_factor is None:
         return _trained(model, "multifidelity", names, joint.history, train, {})
-    if target not in names:
-        raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
     model = transplant(model, {target: target}, settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, 1.0, ())
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
