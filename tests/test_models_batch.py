@@ -78,3 +78,24 @@ def test_initialised_references_reproduce_composition_energies():
     energy, mask = ds.energy("ccsd(t)/cc-pvdz")
     np.testing.assert_allclose(comp[mask] @ refs["ccsd(t)/cc-pvdz"].to_numpy(), energy[mask], atol=1e-4)
     assert (refs["mp2/cc-pvdz"] == 0).all()  # no data: left as it was
+
+
+def test_a_copied_head_gives_the_same_atomic_energies_and_the_tie_penalty_measures_their_difference():
+    low, high = "gfn2-xtb", "mp2/cc-pvdz"
+    model = build_model("hipnn", [1, 6, 8], fidelities=[low, high], readout_hidden=[8]).double()
+    heads = model.heads
+    heads.set_references(np.zeros((2, 3)), scale=np.array([0.05, 0.2]))  # eV: the levels' scales differ
+    features = torch.randn(7, heads.readouts[0][0].in_features, dtype=torch.float64)
+    assert not torch.allclose(heads.atomic_energy(0, features), heads.atomic_energy(1, features))
+    assert float(heads.tie_penalty(0).detach()) > 0
+    heads.copy_readout(0, 1)
+    torch.testing.assert_close(heads.atomic_energy(1, features), heads.atomic_energy(0, features))
+    assert float(heads.tie_penalty(0).detach()) < 1e-20
+    # shift the high head's atomic energies by 0.001 eV: the penalty sees it in units of the low head's
+    # scale, (0.001 / 0.05)^2, whatever the high head's own scale
+    with torch.no_grad():
+        heads.readouts[1][-1].bias += 0.001 / 0.2
+    np.testing.assert_allclose(float(heads.tie_penalty(0).detach()), (0.001 / 0.05) ** 2, rtol=1e-9)
+    heads.tie_penalty(0).backward()
+    bias_low, bias_high = heads.readouts[0][-1].bias.grad, heads.readouts[1][-1].bias.grad
+    assert float(bias_high) > 0 and float(bias_low) < 0  # pulls the two heads toward each other

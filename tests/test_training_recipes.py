@@ -117,6 +117,34 @@ def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk
         ).result()
 
 
+def test_multifidelity_with_tied_heads_learns_and_the_tie_holds_the_high_head_near_the_low_one(levels):
+    train_set, test = levels
+
+    def tied(strength):
+        return train(
+            train_set, family="hipnn", recipe="multifidelity", fidelities=BOTH, model=SMALL, tie_heads=strength, **FAST
+        ).result()
+
+    loose, strong = tied(1e-3), tied(1e3)
+    assert_learns(loose, train_set, test)
+    assert loose.settings["recipe_options"]["tie_heads"] == 1e-3 and loose.fidelities == [LOW, HIGH]
+    # squared distance between the heads' readouts at the end: the penalty over its strength
+    apart = {m: m.history["head_tie_penalty"].iloc[-1] / s for m, s in ((loose, 1e-3), (strong, 1e3))}
+    assert apart[strong] < 0.01 * apart[loose], apart
+    # held so close, the high head's atomic energies are the low head's plus a constant
+    e_low, e_high = (strong.predict(test, f)["energy"] for f in (LOW, HIGH))
+    shift = e_high - e_low
+    assert np.std(shift) < 0.05 * np.std(e_low), (np.std(shift), np.std(e_low))  # untied: 0.36x
+    for family, model, message in (
+        ("linear", None, "no heads to tie"),
+        ("hipnn", {**SMALL, "fidelity_mode": "embedding"}, "needs a head per level"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            train(
+                train_set, family=family, recipe="multifidelity", fidelities=BOTH, model=model, tie_heads=0.1, **FAST
+            ).result()
+
+
 @pytest.mark.slow
 def test_single_fidelity_energies_and_forces(levels):
     train_set, test = levels

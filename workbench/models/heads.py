@@ -95,6 +95,45 @@ class FidelityHeads(nn.Module):
         readout = self.readouts[0 if self.shared else k]
         return readout(features).squeeze(-1) * self.energy_scale[k].to(features.dtype)
 
+    def _readout_tensors(self, k: int, relative_to: int) -> list[torch.Tensor]:
+        """Head ``k``'s readout parameters, the last layer's times ``s_k / s_relative_to`` (the energy
+        scales), so that two heads' tensors are equal exactly when they give the same atomic energies."""
+        layers = [m for m in self.readouts[k] if isinstance(m, nn.Linear)]
+        ratio = self.energy_scale[k] / self.energy_scale[relative_to]
+        out = []
+        for i, layer in enumerate(layers):
+            factor = ratio.to(layer.weight.dtype) if i == len(layers) - 1 else 1.0
+            out += [layer.weight * factor, layer.bias * factor]
+        return out
+
+    def copy_readout(self, source: int, target: int) -> None:
+        """Make head ``target`` give the atomic energies of head ``source`` (same readout, rescaled to
+        the target's energy scale); the reference energies stay each head's own."""
+        if self.shared:
+            raise ValueError("one readout serves every fidelity; there is nothing to copy")
+        layers_t = [m for m in self.readouts[target] if isinstance(m, nn.Linear)]
+        layers_s = [m for m in self.readouts[source] if isinstance(m, nn.Linear)]
+        ratio = float(self.energy_scale[source] / self.energy_scale[target])
+        with torch.no_grad():
+            for i, (lt, ls) in enumerate(zip(layers_t, layers_s, strict=True)):
+                factor = ratio if i == len(layers_t) - 1 else 1.0
+                lt.weight.copy_(ls.weight * factor)
+                lt.bias.copy_(ls.bias * factor)
+
+    def tie_penalty(self, anchor: int) -> torch.Tensor:
+        """Sum over heads ``k != anchor`` of the squared differences between head ``k``'s readout
+        parameters and the anchor's (dimensionless; last layers compared in units of the anchor's
+        energy scale). Zero when every head gives the anchor's atomic energies."""
+        if self.shared:
+            raise ValueError("one readout serves every fidelity; there are no heads to tie")
+        base = self._readout_tensors(anchor, anchor)
+        total = self.references.new_zeros(())
+        for k in range(len(self.readouts)):
+            if k != anchor:
+                for mine, theirs in zip(self._readout_tensors(k, anchor), base, strict=True):
+                    total = total + ((mine - theirs) ** 2).sum().to(total.dtype)
+        return total
+
     def reference_energy(self, k: int, composition: torch.Tensor) -> torch.Tensor:
         """``(N,)`` eV: sum of the reference energies of head ``k`` for ``(N, n_elements)`` counts."""
         return composition.to(self.references.dtype) @ self.references[k]

@@ -73,7 +73,8 @@ def train(
     options
         Training-settings fields, then recipe options: ``base`` (delta), ``finetune_lr_factor``,
         ``layer_lr_decay``, ``freeze``, ``finetune_epochs`` (transfer, meta; ``finetune_lr_factor``
-        and ``finetune_epochs`` also for multifidelity: a fine-tuning stage on the target), ``meta_epochs``,
+        and ``finetune_epochs`` also for multifidelity: a fine-tuning stage on the target), ``tie_heads``
+        (multifidelity: hold the higher levels' heads near the lowest level's), ``meta_epochs``,
         ``inner_steps``, ``meta_step`` (meta), ``budgets``, ``inner`` (learning_curve).
     """
     if recipe not in RECIPES:

@@ -53,15 +53,37 @@ class MaskedLoss:
         ``{head: (w_E, w_F)}``.
     spreads
         ``{head: (s_E eV per atom, s_F eV/Å)}``.
+    tie, anchor
+        Strength of a penalty ``tie * sum_k |theta_k - theta_anchor|^2`` that holds every other head's
+        readout near the ``anchor`` head's (see :meth:`FidelityHeads.tie_penalty`); 0: off. It is added
+        to each optimizer step's objective by the trainer, not to the reported losses.
     """
 
-    def __init__(self, weights: Mapping[str, tuple[float, float]], spreads: Mapping[str, tuple[float, float]]):
+    def __init__(
+        self,
+        weights: Mapping[str, tuple[float, float]],
+        spreads: Mapping[str, tuple[float, float]],
+        tie: float = 0.0,
+        anchor: str | None = None,
+    ):
         self.heads = list(weights)
         self.weights = {h: (float(weights[h][0]), float(weights[h][1])) for h in self.heads}
         self.spreads = {h: (float(spreads[h][0]), float(spreads[h][1])) for h in self.heads}
+        if tie < 0 or (tie > 0 and anchor is None):
+            raise ValueError(f"a head tie needs a strength >= 0 and an anchor head (got {tie!r}, {anchor!r})")
+        self.tie, self.anchor = float(tie), anchor
 
     def to_dict(self) -> dict:
-        return {"weights": self.weights, "spreads": self.spreads}
+        out = {"weights": self.weights, "spreads": self.spreads}
+        if self.tie:
+            out["tie"] = {"strength": self.tie, "anchor": self.anchor}
+        return out
+
+    def penalty(self, model: torch.nn.Module) -> torch.Tensor | None:
+        """The head-tie penalty of ``model`` (None when off)."""
+        if not self.tie:
+            return None
+        return self.tie * model.heads.tie_penalty(model.fidelity_index(self.anchor))
 
     def __call__(
         self,

@@ -73,10 +73,17 @@ def multifidelity(
     finetune_lr_factor: float | None = None,
     finetune_epochs: int | None = None,
     finetune_patience: int | None = None,
+    tie_heads: float | None = None,
     **options,
 ):
     """All chosen fidelities at once: one head each on a shared trunk, each configuration
     contributing exactly the labels it has.
+
+    With ``tie_heads`` (a penalty strength, e.g. 0.01) every head starts as a copy of the lowest
+    level's head and is held near it by ``tie_heads * |theta_k - theta_low|^2`` on the readout weights:
+    a higher level with energies only then differs from the lowest level (whose forces shape the
+    surface) by a correction the data must pay for, rather than by a free readout fitted to few
+    energies.
 
     With ``finetune_lr_factor`` (e.g. 0.1) a second stage follows: the trunk and the target's head
     alone, trained on the target's labels at that fraction of the learning rate. In the joint fit the
@@ -93,18 +100,31 @@ def multifidelity(
             raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs fidelity_mode='heads'")
         if target not in names:
             raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
+    tie = float(tie_heads or 0.0)
+    if tie:
+        if family == "linear":
+            raise ValueError("multifidelity: the linear family fits each head on its own; there are no heads to tie")
+        if model.fidelity_mode != "heads":
+            raise ValueError("multifidelity: tying heads needs a head per level, fidelity_mode='heads'")
+        if tie < 0 or len(names) < 2:
+            raise ValueError(f"multifidelity: tie_heads needs a strength > 0 and two levels or more, got {tie_heads!r}")
     model.initialise(select_labels(train, fidelities))
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
         history = _closed_form(model, train, fidelities, "train")
         return _trained(model, "multifidelity", names, history, train, {})
-    joint = train_stage(model, train, validation, fidelities, settings, ctx, "train")
+    recorded = {}
+    if tie:
+        for k in range(1, len(names)):  # names[0] is the lowest level
+            model.heads.copy_readout(0, k)
+        recorded["tie_heads"] = tie
+    joint = train_stage(model, train, validation, fidelities, settings, ctx, "train", tie=tie, anchor=names[0])
     if finetune_lr_factor is None:
-        return _trained(model, "multifidelity", names, joint.history, train, {})
+        return _trained(model, "multifidelity", names, joint.history, train, recorded)
     model = transplant(model, {target: target}, settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, 1.0, ())
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
-    options = {"finetune_lr_factor": finetune_lr_factor}
-    return _trained(model, "multifidelity", [target], _history(joint, t_ft), train, options)
+    recorded["finetune_lr_factor"] = finetune_lr_factor
+    return _trained(model, "multifidelity", [target], _history(joint, t_ft), train, recorded)
 
 
 def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -> Dataset:

@@ -58,8 +58,11 @@ def new_model(
     return model.to(settings.torch_device())
 
 
-def make_loss(ds: Dataset, heads: Mapping[str, str], settings: TrainSettings) -> MaskedLoss:
-    """The masked loss of ``ds`` with one term pair per head; ``heads`` maps data fidelity -> head."""
+def make_loss(
+    ds: Dataset, heads: Mapping[str, str], settings: TrainSettings, tie: float = 0.0, anchor: str | None = None
+) -> MaskedLoss:
+    """The masked loss of ``ds`` with one term pair per head; ``heads`` maps data fidelity -> head;
+    ``tie`` and ``anchor`` as in :class:`MaskedLoss`."""
     weights, spreads = {}, {}
     for fid, head in heads.items():
         if fid not in ds.labels:
@@ -68,7 +71,7 @@ def make_loss(ds: Dataset, heads: Mapping[str, str], settings: TrainSettings) ->
         spreads[head] = label_spreads(ds, fid)
     if not weights:
         raise ValueError(f"the training data has none of the fidelities {list(heads)}; it has {ds.fidelity_names}")
-    return MaskedLoss(weights, spreads)
+    return MaskedLoss(weights, spreads, tie, anchor)
 
 
 def check_labels(ds: Dataset, fidelities: Mapping[str, tuple], what: str = "training data") -> None:
@@ -91,14 +94,17 @@ def train_stage(
     ctx: RunContext,
     stage: str,
     heads: Mapping[str, str] | None = None,
+    tie: float = 0.0,
+    anchor: str | None = None,
 ) -> Trainer:
     """Train ``model`` on ``train`` (restricted to ``fidelities`` and their properties), validating on
-    ``validation``; ``heads`` maps data fidelities to head names (default: the same names)."""
+    ``validation``; ``heads`` maps data fidelities to head names (default: the same names); ``tie``
+    holds the other heads' readouts near the ``anchor`` head's (:class:`MaskedLoss`)."""
     heads = dict(heads or {f: f for f in fidelities})
     train = labelled(select_labels(train, fidelities))
     validation = labelled(select_labels(validation, fidelities)) if validation is not None else None
     device, dtype = settings.torch_device(), settings.torch_dtype
-    loss = make_loss(train, heads, settings)
+    loss = make_loss(train, heads, settings, tie, anchor)
     train_data = TensorData(train, heads, device, dtype)
     val_data = TensorData(validation, heads, device, dtype) if validation is not None and len(validation) else None
     trainer = Trainer(

@@ -247,7 +247,11 @@ class Trainer:
             batch = train.batch(mine)
             share, st = self.loss(self.net, batch, train.n_energies, train.n_force_atoms, training=True)
             self.optimizer.zero_grad(set_to_none=True)
-            (share * (n * world / len(chunk))).backward()
+            objective = share * (n * world / len(chunk))
+            tie = self.loss.penalty(self.model)
+            if tie is not None:  # a penalty on the weights: whole in every step, not shared out over batches
+                objective = objective + tie
+            objective.backward()
             norm = float(nn.utils.clip_grad_norm_(self.params, s.clip_norm if s.clip_norm else math.inf))
             value = float(share.detach())
             if not (math.isfinite(norm) and math.isfinite(value)):
@@ -272,6 +276,9 @@ class Trainer:
             "val_loss": None,
         }
         record.update(metrics_from_stats(self.loss.heads, stats, "train"))
+        if self.loss.tie:
+            with torch.no_grad():
+                record["head_tie_penalty"] = float(self.loss.penalty(self.model))
         if validation is not None and len(validation):
             val_loss, val_stats = self.evaluate(validation)
             record["val_loss"] = val_loss
