@@ -96,15 +96,26 @@ def raw_pyscf_dft(ds) -> None:
         mf.nuc_grad_method().kernel()
 
 
-def engine(ds, level, client=None) -> float:
-    """Label ``ds`` into a fresh store; returns the seconds spent inside the QM program calls, summed
-    over the labels (each label records the wall time of its own calculation)."""
-    with tempfile.TemporaryDirectory() as store:
+def engine(ds, level, client=None) -> dict:
+    """Label ``ds`` into a fresh store. Returns ``inside``: the seconds spent inside the QM program
+    calls, summed over the labels (each label records the wall time of its own calculation), and on
+    Dask ``tasks``: the seconds the workers spent running the job's tasks (Dask's task stream)."""
+    import contextlib
+
+    from distributed import get_task_stream
+
+    stream = get_task_stream(client) if client is not None else contextlib.nullcontext()
+    with tempfile.TemporaryDirectory() as store, stream as tasks:
         job = label(ds, level, store=store, client=client, background=False, progress=False)
         out = job.result()
         assert job.n_computed == len(ds) and out.energy(level)[1].all()
         with LabelStore(store) as saved:
-            return sum(json.loads(meta)["wall_time_s"] for (meta,) in saved.conn.execute("SELECT meta FROM labels"))
+            metas = saved.conn.execute("SELECT meta FROM labels")
+            inside = sum(json.loads(meta)["wall_time_s"] for (meta,) in metas)
+    if client is None:
+        return {"inside": inside}
+    spans = [s for t in tasks.data for s in t["startstops"] if s["action"] == "compute"]
+    return {"inside": inside, "tasks": sum(s["stop"] - s["start"] for s in spans)}
 
 
 _pool_cpu: dict = {}
@@ -206,6 +217,8 @@ def main() -> None:
     outside: dict = {}
     lockstep: dict = {}
     two_cores: dict = {}
+    in_tasks: dict = {}
+    idle: dict = {}
     for _ in range(args.repeats):
         for level, ds, raw in cases:
             cpu_of = {}
@@ -213,11 +226,15 @@ def main() -> None:
                 client = clients.get(int(path.split()[2])) if "Dask" in path else None
                 workers_cpu = client.run(time.process_time) if client else {}
                 wall, cpu = time.perf_counter(), time.process_time()
-                inside = run(level, ds, raw)
+                timing = run(level, ds, raw)
                 wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-                if inside:  # engine paths: the share of the workers' time spent outside the QM calls
+                if timing:  # engine paths: the share of the workers' time spent outside the QM calls
                     workers = len(client.scheduler_info()["workers"]) if client else 1
+                    inside = timing["inside"]
                     outside.setdefault((level, path), []).append(wall * workers / inside - 1)
+                    if "tasks" in timing:  # split into the tasks' own bookkeeping and the workers' idle time
+                        in_tasks.setdefault((level, path), []).append(timing["tasks"] / inside - 1)
+                        idle.setdefault((level, path), []).append((wall * workers - timing["tasks"]) / inside)
                 if client:
                     cpu += sum(t - workers_cpu[w] for w, t in client.run(time.process_time).items())
                 cpu += _pool_cpu.pop("last", 0.0)
@@ -262,6 +279,12 @@ def main() -> None:
         print(
             f"{level}: engine, Dask 2 workers against the raw loop in 2 processes: CPU {median:+.1%} "
             f"(quartiles {q1:+.1%} .. {q3:+.1%})"
+        )
+    for (level, path), values in in_tasks.items():
+        q1, median, q3 = np.percentile(values, [25, 50, 75])
+        print(
+            f"{level}: {path}: outside QM within the workers' tasks {median:+.1%} (quartiles {q1:+.1%} .. {q3:+.1%}); "
+            f"workers idle (start, hand-overs, last answer, the Dataset) {np.median(idle[level, path]):.1%}"
         )
     print()
     print("labels/s from the best wall time. 'CPU vs raw': CPU seconds (this process + Dask workers) over those of the")
