@@ -28,12 +28,28 @@ def torchrun() -> list[str]:
     return [str(exe)] if exe.exists() else [shutil.which("torchrun") or "torchrun"]
 
 
+# Two levels, the high one on 6 of the 20 frames, with heads tied: each process's batches often lack
+# the high level, and the tie's gradient, added outside DDP's averaging, must keep the processes equal.
+TIED = CONFIG.replace("data: builtin:md17-ethanol-sample", "data: two-levels.h5").replace(
+    "recipe: multifidelity",
+    "recipe: multifidelity\nfidelities: {gfn2-xtb: [energy, forces], pbe+vdw-ts: [energy]}\n"
+    "budget: {pbe+vdw-ts: 6}\noptions: {tie_heads: 0.1}",
+)
+
+
 @pytest.mark.slow
-def test_two_process_ddp_matches_one_process(tmp_path):
+@pytest.mark.parametrize("config", [CONFIG, TIED], ids=["one level", "two levels, tied heads"])
+def test_two_process_ddp_matches_one_process(tmp_path, config):
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    if config is TIED:
+        import workbench as wb
+        from workbench.qm import label
+
+        sample = wb.datasets.builtin("md17-ethanol-sample")
+        label(sample, "gfn2-xtb", background=False, progress=False).result().save(tmp_path / "two-levels.h5")
     for name in ("ddp", "single"):
         (tmp_path / name).mkdir()
-        (tmp_path / name / "run.yaml").write_text(CONFIG)
+        (tmp_path / name / "run.yaml").write_text(config.replace("two-levels.h5", str(tmp_path / "two-levels.h5")))
     ddp = subprocess.Popen(
         [*torchrun(), "--standalone", "--nproc_per_node", "2", "-m", "workbench.cli", "train", "run.yaml", "--quiet"],
         cwd=tmp_path / "ddp",
@@ -59,5 +75,7 @@ def test_two_process_ddp_matches_one_process(tmp_path):
     for key, value in a.module.state_dict().items():
         torch.testing.assert_close(value, b.module.state_dict()[key], rtol=1e-7, atol=1e-9)
     assert a.history["train_loss"].iloc[-1] < a.history["train_loss"].iloc[0]
+    if config is TIED:
+        assert a.history["head_tie_penalty"].tolist() == pytest.approx(b.history["head_tie_penalty"].tolist())
     for col in ("train_loss", "val_loss"):
         assert a.history[col].tolist() == pytest.approx(b.history[col].tolist(), rel=1e-7)

@@ -247,11 +247,8 @@ class Trainer:
             batch = train.batch(mine)
             share, st = self.loss(self.net, batch, train.n_energies, train.n_force_atoms, training=True)
             self.optimizer.zero_grad(set_to_none=True)
-            objective = share * (n * world / len(chunk))
-            tie = self.loss.penalty(self.model)
-            if tie is not None:  # a penalty on the weights: whole in every step, not shared out over batches
-                objective = objective + tie
-            objective.backward()
+            (share * (n * world / len(chunk))).backward()
+            self._add_tie_gradient()
             norm = float(nn.utils.clip_grad_norm_(self.params, s.clip_norm if s.clip_norm else math.inf))
             value = float(share.detach())
             if not (math.isfinite(norm) and math.isfinite(value)):
@@ -285,6 +282,22 @@ class Trainer:
             record.update(metrics_from_stats(self.loss.heads, val_stats, "val"))
         record["time"] = time.perf_counter() - start
         return record
+
+    def _add_tie_gradient(self) -> None:
+        """Add the head-tie penalty's gradient (whole in every step, not shared out over batches).
+        It is added after the backward pass, outside DistributedDataParallel's gradient averaging:
+        every process holds the same weights, so each computes the same penalty gradient, and a head
+        without labels in a process's batch must stay unused to DDP."""
+        if not self.loss.tie:
+            return
+        params = [p for p in self.model.heads.readouts.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(self.loss.penalty(self.model), params, allow_unused=True)
+        for p, g in zip(params, grads, strict=True):
+            if g is not None:
+                if p.grad is None:
+                    p.grad = g.clone()
+                else:
+                    p.grad.add_(g)
 
     def _diverged(self, what: str) -> None:
         where = (
