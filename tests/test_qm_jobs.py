@@ -73,7 +73,8 @@ def test_identical_geometries_are_computed_once(tmp_path):
     assert e[0] == e[2] == e[3] != e[1]
 
 
-def test_cancel_stops_the_job_and_keeps_what_it_finished(tmp_path):
+@pytest.mark.parametrize("workers", [None, pytest.param(1, marks=pytest.mark.slow, id="dask")])
+def test_cancel_stops_the_job_and_keeps_what_it_finished(tmp_path, workers):
     ds = waters(30, seed=5)
     holder: dict = {}
     ready = threading.Event()
@@ -83,7 +84,7 @@ def test_cancel_stops_the_job_and_keeps_what_it_finished(tmp_path):
         if done >= 2:
             holder["job"].cancel()
 
-    job = label(ds, "hf/6-31g", store=tmp_path, progress=progress)
+    job = label(ds, "hf/6-31g", store=tmp_path, progress=progress, workers=workers)
     holder["job"] = job
     ready.set()
     assert job.wait(120)
@@ -188,3 +189,24 @@ def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by
     assert default_chunk_size(xtb, 1024, 1) == 512 and default_chunk_size(xtb, 1024, 2) == 256
     assert default_chunk_size(xtb, 100, 2) == 64 and default_chunk_size(xtb, 10**6, 2) == 1024
     assert default_chunk_size(hf, 1024, 2) == 1
+
+
+def test_each_configuration_is_computed_with_its_own_charge_and_spin_when_a_subset_is_labeled(tmp_path):
+    ds = waters(4, seed=6)
+    ds.info["charge"] = [0, 1, 0, -1]
+    ds.info["multiplicity"] = [1, 2, 1, 2]
+    job = label(ds, "gfn2-xtb", store=tmp_path, indices=[3, 1], background=False, progress=False)
+    out = job.result()
+    energy, has = out.energy("gfn2-xtb")
+    assert has.tolist() == [False, True, False, True]
+    for i in (1, 3):
+        a, b = ds.ptr[i], ds.ptr[i + 1]
+        charged = compute_label(
+            ds.numbers[a:b], ds.positions[a:b], "gfn2-xtb", charge=ds.info["charge"][i], multiplicity=2
+        )
+        neutral = compute_label(ds.numbers[a:b], ds.positions[a:b], "gfn2-xtb")
+        assert energy[i] == pytest.approx(charged["energy"], abs=1e-8)
+        assert abs(energy[i] - neutral["energy"]) > 1.0  # an ion, not the neutral molecule (eV)
+    with LabelStore(tmp_path) as store:
+        metas = [json.loads(m) for (m,) in store.conn.execute("SELECT meta FROM labels")]
+    assert sorted((m["charge"], m["multiplicity"]) for m in metas) == [(-1, 2), (1, 2)]

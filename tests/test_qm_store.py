@@ -16,6 +16,7 @@ from ase.build import molecule
 
 from workbench.data import Dataset
 from workbench.qm import LabelStore, Level, compute_label, configuration_key, label
+from workbench.qm.store import configuration_keys
 
 pytestmark = pytest.mark.qm
 
@@ -134,6 +135,24 @@ def test_configuration_key_identifies_geometry_charge_and_spin():
     assert configuration_key(z, r) != configuration_key(z, r, charge=1)
     assert configuration_key(z, r) != configuration_key(z, r, multiplicity=3)
     assert configuration_key(z, r) != configuration_key(np.array([8, 1, 9]), r)
+    # the key is what finds the labels of earlier runs: it must not change between versions
+    water = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+    assert configuration_key(z, water) == "cd28ca47ddb7b7badea21e8a2f497c9e"
+    assert configuration_key(z, -water) == configuration_key(z, -water + 0.0) == "a56c0673b2acbc70a00e632e8f5c5c34"
+
+
+def test_keys_of_many_configurations_at_once_are_their_single_keys():
+    ds = waters(5, seed=3)
+    charges, mults = [0, 1, 0, -1, 0], [None, 2, 3, 2, None]
+    every = [
+        configuration_key(ds.numbers[a:b], ds.positions[a:b], c, m)
+        for a, b, c, m in zip(ds.ptr[:-1], ds.ptr[1:], charges, mults, strict=True)
+    ]
+    assert len(set(every)) == 5
+    assert configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], charges, mults) == every
+    pick = np.array([4, 1])
+    picked = configuration_keys(ds.numbers, ds.positions, ds.ptr[pick], ds.ptr[pick + 1], [0, 1], [None, 2])
+    assert picked == [every[4], every[1]]
 
 
 def test_energy_labels_are_reused_and_upgraded_to_forces_only_when_asked(tmp_path):

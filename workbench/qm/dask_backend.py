@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 
 import numpy as np
 
@@ -90,7 +91,7 @@ def _from_wire(payload: tuple[str, bytes], chunk: list) -> list:
 
 def run_on_dask(job, store, items: list, weight) -> None:
     """Compute ``items`` on Dask, recording each finished task in ``store`` as it arrives."""
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, LocalCluster
 
     cluster = None
     client = job.client
@@ -106,7 +107,7 @@ def run_on_dask(job, store, items: list, weight) -> None:
                 silence_logs=logging.ERROR,
             )
             client = Client(cluster)
-    futures = []
+    pending = set()
     try:
         workers = len(client.scheduler_info().get("workers", {})) or 1
         chunks, start = {}, 0
@@ -118,22 +119,29 @@ def run_on_dask(job, store, items: list, weight) -> None:
             start += len(chunk)
             fut = client.submit(_compute_wire, _to_wire(chunk), job.level, job.properties, pure=False)
             chunks[fut.key] = chunk
-            futures.append(fut)
-        remaining = set(futures)
-        while remaining:
-            if job.cancelled:
-                client.cancel(futures)
-                return
-            # blocks until a task finishes (no polling: that cost ~10 µs of this process's CPU per
-            # xTB label), waking at least every 0.25 s to see whether the job was cancelled
-            try:
-                done, _ = wait(remaining, timeout=0.25, return_when="FIRST_COMPLETED")
-            except TimeoutError:
-                continue
-            for fut in done:
-                remaining.discard(fut)
-                chunk = chunks.pop(fut.key)
-                job._record(store, chunk, _from_wire(fut.result(), chunk), weight)
+            pending.add(fut)
+        # each task's completion is queued by Dask's callback thread; waiting on the queue is O(1) per
+        # task (``distributed.wait(FIRST_COMPLETED)`` sets up a waiter for every pending task on each call)
+        finished: queue.SimpleQueue = queue.SimpleQueue()
+        for fut in pending:
+            fut.add_done_callback(finished.put)
+        direct = True if cluster is not None else None  # a user's cluster may reach its workers only via the scheduler
+        while pending:
+            while True:
+                if job.cancelled:
+                    client.cancel(list(pending))
+                    return
+                try:  # wakes at least every 0.25 s to see whether the job was cancelled
+                    fut = finished.get(timeout=0.25)
+                    break
+                except queue.Empty:
+                    continue
+            pending.discard(fut)
+            chunk = chunks.pop(fut.key)
+            # straight from the worker that holds the answer, not relayed through the scheduler
+            payload = client.gather(fut, direct=direct)
+            fut.release()  # the worker may drop the answer now that it is here
+            job._record(store, chunk, _from_wire(payload, chunk), weight)
     finally:
         if cluster is not None:
             client.close()

@@ -19,7 +19,7 @@ import pandas as pd
 from ..data.dataset import Dataset, Labels
 from ..jobs import Job, JobCancelled
 from .levels import Level, compute_label
-from .store import LabelStore, configuration_key
+from .store import LabelStore, configuration_keys
 
 
 def _as_dataset(data) -> Dataset:
@@ -136,23 +136,19 @@ class LabelJob(Job):
             ds, idx = self.dataset, self.indices
             charges = _per_config(ds, "charge", self.level.settings["charge"])
             mults = _per_config(ds, "multiplicity", self.level.settings["multiplicity"])
-            keys = [
-                configuration_key(
-                    ds.numbers[ds.ptr[i] : ds.ptr[i + 1]], ds.positions[ds.ptr[i] : ds.ptr[i + 1]], charges[i], mults[i]
-                )
-                for i in idx
-            ]
+            charges, mults = [charges[i] for i in idx], [mults[i] for i in idx]
+            keys = configuration_keys(ds.numbers, ds.positions, ds.ptr[idx], ds.ptr[idx + 1], charges, mults)
             known = store.status(self.level, keys)
             want_forces = "forces" in self.properties
             todo: dict[str, tuple] = {}
-            for i, key in zip(idx, keys, strict=True):
+            for j, (i, key) in enumerate(zip(idx, keys, strict=True)):
                 status, has_forces = known.get(key, (None, False))
                 ok = (status == "done" and (has_forces or not want_forces)) or (
                     status == "failed" and not self.retry_failed
                 )
                 if not ok and key not in todo:
                     lo, hi = ds.ptr[i], ds.ptr[i + 1]
-                    todo[key] = (key, ds.numbers[lo:hi], ds.positions[lo:hi], charges[i], mults[i])
+                    todo[key] = (key, ds.numbers[lo:hi], ds.positions[lo:hi], charges[j], mults[j])
             # a geometry that occurs several times is computed once and counts for each occurrence
             weight = Counter(k for k in keys if k in todo)
             self.n_done = self.n_total - sum(weight.values())

@@ -39,12 +39,26 @@ CREATE TABLE IF NOT EXISTS labels (
 
 def configuration_key(numbers, positions, charge: int = 0, multiplicity: int | None = None) -> str:
     """A stable identifier of one configuration (positions in Å, compared to 1e-8 Å)."""
-    h = hashlib.sha256()
-    h.update(np.ascontiguousarray(numbers, dtype="<i8").tobytes())
+    return configuration_keys(numbers, positions, [0], [len(numbers)], [charge], [multiplicity])[0]
+
+
+def configuration_keys(numbers, positions, starts, stops, charges, multiplicities) -> list[str]:
+    """:func:`configuration_key` of configurations in concatenated arrays: configuration ``i`` has
+    atoms ``starts[i]:stops[i]`` of ``numbers`` and ``positions`` (Å). The arrays are rounded and
+    converted once, not once per configuration (6 µs a label less; xTB labels take ~1 ms)."""
+    numbers = memoryview(np.ascontiguousarray(numbers, dtype="<i8")).cast("B")
     # + 0.0 turns -0.0 into 0.0 so that both hash alike
-    h.update(np.ascontiguousarray(np.round(np.asarray(positions, dtype=np.float64), 8) + 0.0, dtype="<f8").tobytes())
-    h.update(f"|{int(charge)}|{multiplicity}".encode())
-    return h.hexdigest()[:32]
+    rounded = np.round(np.asarray(positions, dtype=np.float64), 8) + 0.0
+    positions = memoryview(np.ascontiguousarray(rounded, dtype="<f8")).cast("B")
+    keys = []
+    for lo, hi, charge, multiplicity in zip(
+        np.asarray(starts).tolist(), np.asarray(stops).tolist(), charges, multiplicities, strict=True
+    ):
+        h = hashlib.sha256(numbers[8 * lo : 8 * hi])
+        h.update(positions[24 * lo : 24 * hi])
+        h.update(f"|{int(charge)}|{multiplicity}".encode())
+        keys.append(h.hexdigest()[:32])
+    return keys
 
 
 def _json_default(value):
