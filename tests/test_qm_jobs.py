@@ -140,10 +140,10 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
         )
         out = job.result(timeout=300)
         assert client.status == "running"  # a user's client is left open
-        # by default the xTB tasks are half of what remains (at least 64), so the last ones are small
+        # by default the xTB tasks are half of what remains (at least 128), so the last ones are small
         steps = []
-        label(waters(300, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
-        assert sorted(np.diff(steps).tolist()) == [11, 64, 75, 150]
+        label(waters(600, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
+        assert sorted(np.diff(steps).tolist()) == [22, 128, 150, 300]
     # the provenance of labels made on Dask reaches the store whole
     with LabelStore(tmp_path) as store:
         keys = [row[0] for row in store.conn.execute("SELECT config_key FROM labels")]
@@ -187,7 +187,7 @@ def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by
     xtb, hf = Level("gfn2-xtb"), Level("hf/sto-3g")
     assert default_chunk_size(xtb) == 64  # serial: one store transaction per 64 labels
     assert default_chunk_size(xtb, 1024, 1) == 512 and default_chunk_size(xtb, 1024, 2) == 256
-    assert default_chunk_size(xtb, 100, 2) == 64 and default_chunk_size(xtb, 10**6, 2) == 1024
+    assert default_chunk_size(xtb, 100, 2) == 128 and default_chunk_size(xtb, 10**6, 2) == 1024
     assert default_chunk_size(hf, 1024, 2) == 1
 
 

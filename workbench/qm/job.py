@@ -45,13 +45,16 @@ def _per_config(ds: Dataset, column: str, default):
 
 def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
     """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
-    moment it is done. For xTB, whose labels take milliseconds, 64 serially, so that a commit per
-    label does not cost more than the work; on Dask half of each worker's share of the ``n_items``
-    still to submit (64 to 1024), so that the tasks' round trips stay small against the work
-    (measured: 128 a task +12% CPU, 512 +7%) while a worker that finishes first still finds work."""
+    moment it is done. For xTB, whose labels take milliseconds: 64 serially (``n_items=0``), so that
+    a commit per label does not cost more than the work; on Dask, half of each worker's share of
+    the ``n_items`` still to submit, 128 to 1024, so that a worker that finishes first still finds
+    work while each task stays long against its round trip through Dask (~8 messages between the
+    job, the scheduler and the worker, ~5 ms of CPU in all: a tenth of a second of xTB at least)."""
     if level.program != "tblite":
         return 1
-    return int(np.clip(n_items // (2 * max(workers, 1)), 64, 1024))
+    if n_items <= 0:
+        return 64
+    return int(np.clip(n_items // (2 * max(workers, 1)), 128, 1024))
 
 
 def _compute_chunk(items, level: Level, properties) -> list:
@@ -294,7 +297,7 @@ def label(
         Compute again configurations whose label failed in an earlier run.
     chunk_size
         Configurations per task and per store transaction (default: 1 for PySCF levels; for xTB,
-        whose labels take milliseconds, 64 serially and half of each Dask worker's share, 64-1024).
+        whose labels take milliseconds, 64 serially and half of each Dask worker's share, 128-1024).
     background
         Run in a background thread (default); ``job.result()`` waits for it.
     """
