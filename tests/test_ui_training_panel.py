@@ -72,12 +72,16 @@ def test_choices_become_the_arguments_of_train(ani_state):
     assert panel.finetune in panel.recipe_options.children and "finetune_lr_factor" not in options
     panel.finetune.value = True
     assert panel.train_options()["finetune_lr_factor"] == 0.1
+    # and its heads can be tied to the lowest level's
+    assert panel.tie_heads in panel.recipe_options.children and "tie_heads" not in options
+    panel.tie_heads.value = True
+    assert panel.train_options()["tie_heads"] == 0.1 and panel.train_options()["finetune_lr_factor"] == 0.1
     # or it can take the level as an input of its trunk instead (then there is no head to fine-tune)
     assert panel.fidelity_mode in panel.recipe_options.children
     panel.fidelity_mode.value = "embedding"
-    assert panel.finetune not in panel.recipe_options.children
+    assert panel.finetune not in panel.recipe_options.children and panel.tie_heads not in panel.recipe_options.children
     assert panel.train_options()["model"] == {"n_features": 24, "fidelity_mode": "embedding"}
-    assert "finetune_lr_factor" not in panel.train_options()
+    assert "finetune_lr_factor" not in panel.train_options() and "tie_heads" not in panel.train_options()
     panel.family.value = "linear"
     assert panel.fidelity_mode not in panel.recipe_options.children
     assert "fidelity_mode" not in panel.train_options()["model"]
@@ -121,6 +125,17 @@ def test_start_trains_in_the_background_and_the_run_appears_in_the_state(md17_st
     assert "stage train" in panel.log_view.value and "done: 3 epochs" in panel.log_view.value
     # The next run gets a fresh name.
     assert panel.run_name.placeholder != run.name
+
+
+def test_a_multifidelity_run_with_tied_heads_trains_with_the_penalty(ani_state):
+    panel = tiny(TrainingPanel(ani_state), epochs=2, strategy="multifidelity")
+    for name, row in panel.rows.items():
+        row.use.value = name in ("wb97x/6-31g*", "ccsd(t)/cbs")
+    panel.tie_heads.value = True
+    run = panel.start()
+    assert run is not None and run.wait(120) and run.state == "done", panel.error.value
+    assert run.model.settings["recipe_options"]["tie_heads"] == 0.1
+    assert (run.model.history["head_tie_penalty"] > 0).all()
 
 
 def test_a_failing_run_shows_its_error_and_nothing_else_stops(md17_state):

@@ -91,6 +91,10 @@ class TrainingPanel(widgets.VBox):
         self.finetune = widgets.Checkbox(
             value=False, description="then fine-tune on the target (0.1× learning rate)", indent=False
         )
+        # every head starts as a copy of the lowest level's, and a penalty keeps it near (tie_heads)
+        self.tie_heads = widgets.Checkbox(
+            value=False, description="tie each head to the lowest level's (λ = 0.1)", indent=False
+        )
         self.recipe_options = widgets.HBox()
 
         # --- levels of theory
@@ -183,8 +187,8 @@ class TrainingPanel(widgets.VBox):
             extras.append(self.delta_base)
         if inner == "multifidelity" and self._takes_fidelity_mode():
             extras.append(self.fidelity_mode)
-            if self.fidelity_mode.value == "heads":  # the fine-tuned model keeps the target's head
-                extras.append(self.finetune)
+            if self.fidelity_mode.value == "heads":  # options of a model with a head per level
+                extras += [self.tie_heads, self.finetune]
         self.recipe_options.children = extras
         self._suggest_name()
 
@@ -251,8 +255,11 @@ class TrainingPanel(widgets.VBox):
         if inner == "multifidelity" and self._takes_fidelity_mode():
             if self.fidelity_mode.value != "heads":
                 options["model"]["fidelity_mode"] = self.fidelity_mode.value
-            elif self.finetune.value:
-                options["finetune_lr_factor"] = 0.1
+            else:
+                if self.tie_heads.value:
+                    options["tie_heads"] = 0.1
+                if self.finetune.value:
+                    options["finetune_lr_factor"] = 0.1
         if recipe == "learning_curve":
             options["inner"] = inner
             if self.budgets.value.strip():
