@@ -89,11 +89,17 @@ class TrainingPanel(widgets.VBox):
         )
         # a last stage on the target alone, at a tenth of the learning rate (as transfer's fine-tuning)
         self.finetune = widgets.Checkbox(
-            value=False, description="then fine-tune on the target (0.1× learning rate)", indent=False
+            value=False,
+            description="then fine-tune on the target (0.1× learning rate)",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
         )
         # every head starts as a copy of the lowest level's, and a penalty keeps it near (tie_heads)
         self.tie_heads = widgets.Checkbox(
-            value=False, description="tie each head to the lowest level's (λ = 0.1)", indent=False
+            value=False,
+            description="tie each head to the lowest level's (λ = 0.1)",
+            indent=False,
+            layout=widgets.Layout(width="auto", margin="0 16px 0 8px"),
         )
         self.recipe_options = widgets.HBox()
 
