@@ -127,15 +127,13 @@ def run_on_dask(job, store, items: list, weight) -> None:
             fut.add_done_callback(finished.put)
         direct = True if cluster is not None else None  # a user's cluster may reach its workers only via the scheduler
         while pending:
-            while True:
-                if job.cancelled:
-                    client.cancel(list(pending))
-                    return
-                try:  # wakes at least every 0.25 s to see whether the job was cancelled
-                    fut = finished.get(timeout=0.25)
-                    break
-                except queue.Empty:
-                    continue
+            if job.cancelled:
+                client.cancel(list(pending))
+                return
+            try:  # wakes at least every 0.25 s to see whether the job was cancelled
+                fut = finished.get(timeout=0.25)
+            except queue.Empty:
+                continue
             pending.discard(fut)
             chunk = chunks.pop(fut.key)
             # straight from the worker that holds the answer, not relayed through the scheduler

@@ -144,14 +144,14 @@ class LabelJob(Job):
             known = store.status(self.level, keys)
             want_forces = "forces" in self.properties
             todo: dict[str, tuple] = {}
-            for j, (i, key) in enumerate(zip(idx, keys, strict=True)):
+            for i, key, charge, mult in zip(idx, keys, charges, mults, strict=True):
                 status, has_forces = known.get(key, (None, False))
                 ok = (status == "done" and (has_forces or not want_forces)) or (
                     status == "failed" and not self.retry_failed
                 )
                 if not ok and key not in todo:
                     lo, hi = ds.ptr[i], ds.ptr[i + 1]
-                    todo[key] = (key, ds.numbers[lo:hi], ds.positions[lo:hi], charges[j], mults[j])
+                    todo[key] = (key, ds.numbers[lo:hi], ds.positions[lo:hi], charge, mult)
             # a geometry that occurs several times is computed once and counts for each occurrence
             weight = Counter(k for k in keys if k in todo)
             self.n_done = self.n_total - sum(weight.values())
