@@ -30,6 +30,9 @@ for forces.
     python benchmarks/multifidelity.py --table runs.csv more-runs.csv   # the table of runs already made
     python benchmarks/multifidelity.py --classroom
 
+``--tie`` sets the strength of the tied heads' penalty and ``--high-energy-weight`` the loss weight of the
+reference level's energies in the multi-fidelity strategies; both become part of the row's name.
+
 Every finished run is appended to ``--out`` at once, so a long benchmark can be split over several
 invocations (e.g. one family each) and tabulated together with ``--table``.
 """
@@ -158,6 +161,12 @@ def run_one(args: dict) -> dict:
         args["strategy"], low, ref, args["epochs"], args["finetune_epochs"], args["family"], args["tie"]
     )
     model_settings = {**FAMILIES[args["family"]], **kwargs.pop("model", {})}
+    extra = dict(args.get("extra", {}))
+    strategy = f"{args['strategy']} {args['tie']:g}" if "tie_heads" in kwargs else args["strategy"]
+    weight = args.get("high_energy_weight")
+    if weight is not None and kwargs["recipe"] == "multifidelity":
+        extra["weights"] = {ref: {"energy": weight}}
+        strategy += f", high energy weight {weight:g}"  # a run at another weight is another row
     start = time.perf_counter()
     model = train(
         train_set,
@@ -174,7 +183,7 @@ def run_one(args: dict) -> dict:
         background=False,
         progress=False,
         **kwargs,
-        **args.get("extra", {}),
+        **extra,
     ).result()
     seconds = time.perf_counter() - start
     err = model.evaluate(test, ref)
@@ -191,7 +200,7 @@ def run_one(args: dict) -> dict:
     return {
         "family": args["family"],
         # the tie's strength is part of the strategy: runs at different strengths are different rows
-        "strategy": f"{args['strategy']} {args['tie']:g}" if "tie_heads" in kwargs else args["strategy"],
+        "strategy": strategy,
         "seed": args["seed"],
         "energy MAE (meV)": 1000 * err["energy_mae"],
         "force MAE (meV/Å)": 1000 * err["forces_mae"],
@@ -240,10 +249,15 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
 
     # families in the order they ran, strategies in the order of STRATEGIES, the lower levels last
     families = list(dict.fromkeys(runs["family"]))
-    rank = {s: i for i, s in enumerate(STRATEGIES)}
+
+    def rank(strategy: str) -> int:
+        """A row whose name carries settings ("... 0.1, high energy weight 10") sorts with its strategy."""
+        known = [s for s in STRATEGIES if strategy.startswith(s)]
+        return STRATEGIES.index(max(known, key=len)) if known else len(STRATEGIES)
+
     runs = runs.assign(
         _f=runs["family"].map(lambda f: len(families) if f == "-" else families.index(f)),
-        _s=runs["strategy"].map(lambda s: rank.get(s, rank.get(s.rsplit(" ", 1)[0], len(rank)))),
+        _s=runs["strategy"].map(rank),
     ).sort_values(["_f", "_s"], kind="stable")
     groups = runs.groupby(["family", "strategy"], sort=False)
     return pd.DataFrame(
@@ -369,6 +383,11 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--lr-patience", type=int, default=25)
     parser.add_argument("--force-weight", type=float, default=100.0)
     parser.add_argument("--tie", type=float, default=0.01, help="strength of the tied heads' penalty")
+    parser.add_argument(
+        "--high-energy-weight",
+        type=float,
+        help="loss weight of the reference level's energies in the multi-fidelity strategies (default: 1)",
+    )
     parser.add_argument("--ema", dest="ema_decay", type=float, default=None, help="EMA decay of the weights (off)")
     parser.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2))
     parser.add_argument("--quick", action="store_true", help="hipnn only, 1 seed, 30 epochs")
@@ -403,6 +422,7 @@ def main(argv=None) -> pd.DataFrame:
             "force_weight": args.force_weight,
             "ema_decay": args.ema_decay,
             "tie": args.tie,
+            "high_energy_weight": args.high_energy_weight,
         }
         # seed outermost: a benchmark stopped early still has whole seeds
         for seed in args.seeds
