@@ -165,7 +165,7 @@ def run_one(args: dict) -> dict:
     strategy = f"{args['strategy']} {args['tie']:g}" if "tie_heads" in kwargs else args["strategy"]
     weight = args.get("high_energy_weight")
     if weight is not None and kwargs["recipe"] == "multifidelity":
-        extra["weights"] = {ref: {"energy": weight}}
+        extra["weights"] = {**extra.get("weights", {}), ref: {"energy": weight}}
         strategy += f", high energy weight {weight:g}"  # a run at another weight is another row
     start = time.perf_counter()
     model = train(
