@@ -143,14 +143,17 @@ def idle_cpu(seconds: float = 3.0) -> float:
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-def paired(ds, level, raw, client=None, idle: float = 0.0) -> tuple[float, float]:
+def paired(ds, level, raw, client=None, idle: float = 0.0, pool=None) -> tuple[float, float]:
     """The engine and the raw loop in lockstep: after the engine commits each chunk, the progress
     callback runs the raw loop on as many configurations. Serially the two alternate; on Dask the
-    raw loop runs in the job's thread while the workers compute the next tasks, on the other core.
-    Either way they share the machine's drift. Returns CPU seconds (engine: this process without the
-    callback, plus the Dask workers; raw loop). The callback's own CPU is its thread's, so that the
-    Dask client's threads, which run meanwhile, stay on the engine's side; what this process's event
-    loops cost when idle (``idle`` CPU seconds per second) is taken off for the callback's duration."""
+    raw loop runs while the workers compute the next tasks: in the job's thread, or split over the
+    two processes of ``pool``. For 2 workers the pool gives a raw side as fast as the engine, which
+    runs beside it the whole time; one raw thread, half as fast, would still be running, alone on
+    the machine, long after the workers had finished under contention. Either way both share the
+    machine's drift. Returns CPU seconds (engine: this process without the callback, plus the Dask
+    workers; raw loop). The callback's own CPU is its thread's, so that the Dask client's threads,
+    which run meanwhile, stay on the engine's side; what this process's event loops cost when idle
+    (``idle`` CPU seconds per second) is taken off for the callback's duration."""
     spent = {"raw": 0.0, "callback": 0.0, "wall": 0.0, "done": 0}
 
     def progress(done: int, total: int) -> None:
@@ -158,10 +161,13 @@ def paired(ds, level, raw, client=None, idle: float = 0.0) -> tuple[float, float
             return
         start, wall = time.thread_time(), time.perf_counter()
         part = ds.select(np.arange(spent["done"], done))
-        t0 = time.thread_time()
-        raw(part)
-        t1 = time.thread_time()
-        spent["raw"] += t1 - t0
+        if pool is None:
+            t0 = time.thread_time()
+            raw(part)
+            spent["raw"] += time.thread_time() - t0
+        else:
+            raw_parallel(pool, raw, part)
+            spent["raw"] += _pool_cpu.pop("last")
         spent["done"] = done
         spent["callback"] += time.thread_time() - start
         spent["wall"] += time.perf_counter() - wall
@@ -266,6 +272,11 @@ def main() -> None:
                 client = clients.get(int(path.split()[2])) if "Dask" in path else None
                 engine_cpu, raw_cpu = paired(ds, level, raw, client, idle_rate)
                 lockstep.setdefault((level, path), []).append(engine_cpu / raw_cpu - 1)
+            # 2 workers beside a raw side as fast as they are: the raw loop split over 2 processes
+            engine_cpu, raw_cpu = paired(ds, level, raw, clients[2], idle_rate, pool)
+            lockstep.setdefault((level, "engine, Dask 2 workers, beside 2 raw processes"), []).append(
+                engine_cpu / raw_cpu - 1
+            )
     pool.shutdown()
     for client in clients.values():
         cluster = client.cluster

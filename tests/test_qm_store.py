@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -117,8 +118,8 @@ def test_store_round_trip_keeps_values_and_metadata(tmp_path):
         assert back["status"] == "done"
         assert back["energy"] == rec["energy"]
         np.testing.assert_array_equal(back["forces"], rec["forces"])
-        assert back["meta"]["program"] == "tblite" and back["meta"]["version"] == level.version
-        assert back["meta"]["wall_time_s"] > 0
+        assert back["meta"] == rec["meta"]  # the label's provenance joined with its level's, whole again
+        assert back["meta"]["program"] == "tblite" and back["meta"]["wall_time_s"] > 0
         assert store.status(level, [key, "missing"]) == {key: ("done", True)}
         assert store.fetch(Level("gfn1-xtb"), [key]) == {}
         summary = store.summary()
@@ -195,3 +196,30 @@ def test_not_a_store_is_a_clear_error(tmp_path):
     bad.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ValueError, match="not a workbench label store"):
         LabelStore(bad)
+
+
+def test_a_labels_provenance_is_whole_when_the_level_is_shared_and_in_stores_of_the_older_layout(tmp_path):
+    """Each label's row keeps what its level key does not fix (version, charge, convergence, wall time, the
+    settings that do not change the numbers); the level's row keeps the rest once. A label written with another
+    memory limit keeps its own; a row holding the whole record, as older stores have, reads back as it was."""
+    from workbench.qm.store import label_provenance
+
+    z, r = molecule("H2").numbers, molecule("H2").positions
+    first, second = Level("hf/sto-3g"), Level("hf/sto-3g", max_memory_mb=1000)
+    assert first.key == second.key
+    rec1, rec2 = compute_label(z, r, first), compute_label(z, r + 0.01, second)
+    own = json.loads(label_provenance(rec2["meta"]))
+    assert own["run_settings"] == {"max_memory_mb": 1000} and "method" not in own and "settings" not in own
+    keys = [configuration_key(z, r), configuration_key(z, r + 0.01), configuration_key(z, r + 0.02)]
+    with LabelStore(tmp_path / "s") as store:
+        store.put(first, keys[0], z, r, 0, None, rec1)
+        store.put(second, keys[1], z, r + 0.01, 0, None, rec2)
+        old = dict(rec1, meta=dict(rec1["meta"], wall_time_s=12.5))
+        store.put(first, keys[2], z, r + 0.02, 0, None, old)
+        store.conn.execute(  # the older layout: the whole record in the label's row
+            "UPDATE labels SET meta = ? WHERE config_key = ?", (json.dumps(old["meta"]), keys[2])
+        )
+        back = store.fetch(first, keys)
+    assert back[keys[0]]["meta"] == rec1["meta"]
+    assert back[keys[1]]["meta"] == rec2["meta"] and back[keys[1]]["meta"]["settings"]["max_memory_mb"] == 1000
+    assert back[keys[2]]["meta"] == old["meta"]

@@ -46,15 +46,16 @@ def _per_config(ds: Dataset, column: str, default):
 def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
     """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
     moment it is done. For xTB, whose labels take milliseconds: 64 serially (``n_items=0``), so that
-    a commit per label does not cost more than the work; on Dask, half of each worker's share of
-    the ``n_items`` still to submit, 128 to 1024, so that a worker that finishes first still finds
-    work while each task stays long against its round trip through Dask (~8 messages between the
-    job, the scheduler and the worker, ~5 ms of CPU in all: a tenth of a second of xTB at least)."""
+    a commit per label does not cost more than the work; on Dask, a ``workers + 1``-th of the
+    ``n_items`` still to submit, 128 to 2048, so that a worker that finishes first still finds work,
+    and the last tasks are small, while each task stays long against its cost in Dask (~4 ms of
+    CPU in the job's process, whose messages pass between the job, the scheduler and the worker:
+    a tenth of a second of xTB at least)."""
     if level.program != "tblite":
         return 1
     if n_items <= 0:
         return 64
-    return int(np.clip(n_items // (2 * max(workers, 1)), 128, 1024))
+    return int(np.clip(n_items // (max(workers, 1) + 1), 128, 2048))
 
 
 def _compute_chunk(items, level: Level, properties) -> list:
@@ -107,7 +108,8 @@ class LabelJob(Job):
         self.n_computed = 0
         self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
-        self._fresh: dict[str, dict] = {}  # labels computed by this run, so they need not be read back
+        # labels computed by this run, (status, energy, forces, error), so they need not be read back
+        self._fresh: dict[str, tuple] = {}
 
     def __repr__(self) -> str:
         return (
@@ -186,7 +188,7 @@ class LabelJob(Job):
         by_key = {it[0]: it for it in items}
         store.put_many(self.level, [(*by_key[key], rec) for key, rec in results])
         for key, rec in results:
-            self._fresh[key] = {k: rec[k] for k in ("status", "energy", "forces", "error")}
+            self._fresh[key] = (rec["status"], rec["energy"], rec["forces"], rec["error"])
             n = weight[key]
             self.n_done += n
             self.n_computed += 1
@@ -209,7 +211,8 @@ class LabelJob(Job):
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         ds, name = self.dataset, self.level.name
-        records = store.fetch(self.level, [k for k in keys if k not in self._fresh], meta=False)
+        fetched = store.fetch(self.level, [k for k in keys if k not in self._fresh], meta=False)
+        records = {k: (r["status"], r["energy"], r["forces"], r["error"]) for k, r in fetched.items()}
         records.update(self._fresh)
         old = ds.labels.get(name)
         energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
@@ -220,16 +223,18 @@ class LabelJob(Job):
             if old is not None and old.forces is not None:
                 forces[:] = old.forces
         failed = []
-        for i, key in zip(self.indices, keys, strict=True):
+        ptr = ds.ptr.tolist()
+        for i, key in zip(self.indices.tolist(), keys, strict=True):
             rec = records.get(key)
             if rec is None:
                 continue
-            if rec["status"] != "done":
-                failed.append((int(i), rec["error"]))
+            status, e, f, error = rec
+            if status != "done":
+                failed.append((i, error))
                 continue
-            energy[i] = rec["energy"]
-            if want_forces and rec["forces"] is not None:
-                forces[ds.ptr[i] : ds.ptr[i + 1]] = rec["forces"]
+            energy[i] = e
+            if want_forces and f is not None:
+                forces[ptr[i] : ptr[i + 1]] = f
         self._failures = pd.DataFrame(failed, columns=["index", "error"])
         self.n_failed = len(failed)
         out = ds.select(slice(None))
@@ -297,7 +302,7 @@ def label(
         Compute again configurations whose label failed in an earlier run.
     chunk_size
         Configurations per task and per store transaction (default: 1 for PySCF levels; for xTB,
-        whose labels take milliseconds, 64 serially and half of each Dask worker's share, 128-1024).
+        whose labels take milliseconds, 64 serially and on Dask a ``workers + 1``-th of what remains, 128-2048).
     background
         Run in a background thread (default); ``job.result()`` waits for it.
     """

@@ -29,7 +29,7 @@ from ..data.fidelity import Fidelity
 XTB_METHODS = {"gfn1-xtb": "GFN1-xTB", "gfn2-xtb": "GFN2-xTB"}
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
 
-#: Settings of each program, with defaults. Keys listed in ``_RUN_ONLY`` do not change the numbers
+#: Settings of each program, with defaults. Keys listed in ``RUN_ONLY`` do not change the numbers
 #: and are left out of :attr:`Level.key`.
 _XTB_DEFAULTS = {
     "charge": 0,
@@ -50,7 +50,7 @@ _PYSCF_DEFAULTS = {
 _DFT_DEFAULTS = {"grid_level": 3}
 _CORRELATED_DEFAULTS = {"frozen_core": True}
 _CC_DEFAULTS = {"cc_conv_tol": 1e-7, "cc_max_cycle": 100}
-_RUN_ONLY = {"max_memory_mb"}
+RUN_ONLY = frozenset({"max_memory_mb"})
 
 #: Measured on ethanol/cc-pVDZ with 2 cores (see the project notes): why CC gradients are warned about.
 CC_GRADIENT_WARNING = (
@@ -132,7 +132,7 @@ class Level:
     @property
     def key(self) -> str:
         """Identifies the numbers this level produces: the name plus every setting that changes them."""
-        kept = {k: v for k, v in sorted(self.settings.items()) if k not in _RUN_ONLY}
+        kept = {k: v for k, v in sorted(self.settings.items()) if k not in RUN_ONLY}
         digest = hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:16]
         return f"{self.name}|{digest}"
 
@@ -223,7 +223,7 @@ class Level:
 
 def spin_of(numbers, charge: int, multiplicity: int | None) -> int:
     """Number of unpaired electrons (2S): from the multiplicity, or 0/1 by electron-count parity."""
-    n_electrons = int(np.sum(numbers)) - int(charge)
+    n_electrons = int(np.asarray(numbers).sum()) - int(charge)
     if multiplicity is None:
         return n_electrons % 2
     spin = int(multiplicity) - 1
@@ -274,7 +274,7 @@ def compute_label(
         except Exception as err:  # any program error becomes a recorded failure with its reason
             energy, forces, convergence, error = None, None, {}, f"{type(err).__name__}: {err}"
     meta["convergence"] = convergence
-    meta["wall_time_s"] = time.perf_counter() - start
+    meta["wall_time_s"] = round(time.perf_counter() - start, 6)
     meta["warnings"] = sorted({str(w.message)[:300] for w in caught})
     if error is None and not math.isfinite(energy):
         error = f"the program returned a non-finite energy ({energy})"

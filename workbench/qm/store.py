@@ -7,7 +7,10 @@ JSON.
 
 A label is keyed by its configuration (atomic numbers, positions rounded to 1e-8 Å, charge,
 multiplicity) and its level (:attr:`workbench.qm.levels.Level.key`: the name plus every setting
-that changes the numbers). Failed labels are stored too, with their reason.
+that changes the numbers). Failed labels are stored too, with their reason. The level's row holds
+its description (program, method, basis, settings); each label's row holds the rest of its
+provenance (program version, charge, multiplicity, convergence, wall time, warnings), and
+:meth:`LabelStore.fetch` joins the two.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .levels import Level
+from .levels import RUN_ONLY, Level
 
 STORE_FILE = "labels.sqlite"
 
@@ -67,6 +70,32 @@ def _json_default(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
+
+
+#: Provenance entries that a label's level key fixes; the level's row keeps them once.
+_FIXED_BY_LEVEL = ("fidelity", "program", "method", "basis")
+
+
+def label_provenance(meta: dict) -> str:
+    """The JSON a label's row keeps of its provenance (``compute_label``'s ``meta``): all but what
+    its level key fixes, which the level's row holds. Settings that do not change the numbers
+    (``RUN_ONLY``, e.g. PySCF's memory limit) may differ between runs of one level, so they stay.
+    About 150 bytes for an xTB label instead of 390: the store and the Dask answers carry it for
+    every label of millisecond calculations."""
+    own = {k: v for k, v in meta.items() if k not in _FIXED_BY_LEVEL and k != "settings"}
+    run_only = {k: v for k, v in meta.get("settings", {}).items() if k in RUN_ONLY}
+    if run_only:
+        own["run_settings"] = run_only
+    return json.dumps(own, default=_json_default)
+
+
+def _joined_provenance(level_description: dict, own: dict) -> dict:
+    """A label's whole provenance from its level's description and its own row (which, in stores
+    written before the split, holds the whole record and so wins)."""
+    out = {**level_description, **own}
+    settings = {**level_description.get("settings", {}), **own.get("settings", {})}
+    out["settings"] = {**settings, **out.pop("run_settings", {})}
+    return out
 
 
 class LabelStore:
@@ -126,8 +155,8 @@ class LabelStore:
 
     def put_many(self, level: Level, items) -> None:
         """Write several labels in one transaction: ``items`` of ``(key, numbers, positions, charge,
-        multiplicity, record)``; a record's provenance is its ``meta`` dict, or ``meta_json``, that
-        dict already as JSON text (as it comes back from a Dask worker)."""
+        multiplicity, record)``; a record's provenance is its ``meta`` dict, or ``meta_json``, the
+        :func:`label_provenance` of that dict (as it comes back from a Dask worker)."""
         now = time.time()
         level_key = level.key  # computed from the settings on each access
         conf_rows, label_rows = [], []
@@ -151,7 +180,7 @@ class LabelStore:
                     rec.get("energy"),
                     None if forces is None else np.ascontiguousarray(forces, dtype="<f8").tobytes(),
                     rec.get("error"),
-                    rec["meta_json"] if "meta_json" in rec else json.dumps(rec.get("meta", {}), default=_json_default),
+                    rec["meta_json"] if "meta_json" in rec else label_provenance(rec.get("meta", {})),
                     now,
                 )
             )
@@ -177,16 +206,20 @@ class LabelStore:
 
     def fetch(self, level: Level, keys, meta: bool = True) -> dict[str, dict]:
         """``{config_key: {"status", "energy" (eV), "forces" ((n, 3) eV/Å or None), "error", "meta"}}``
-        (``meta`` is an empty dict when not asked for)."""
+        (``meta``: the label's provenance as ``compute_label`` gave it; an empty dict when not asked for)."""
         out = {}
         columns = "status, energy, forces, error, " + ("meta" if meta else "NULL")
+        described = None
+        if meta:
+            row = self.conn.execute("SELECT description FROM levels WHERE level_key = ?", (level.key,)).fetchone()
+            described = json.loads(row[0]) if row and row[0] else {}
         for key, status, energy, forces, error, meta_json in self._label_rows(columns, level, keys):
             out[key] = {
                 "status": status,
                 "energy": energy,
                 "forces": None if forces is None else np.frombuffer(forces, dtype="<f8").reshape(-1, 3).copy(),
                 "error": error,
-                "meta": json.loads(meta_json) if meta_json else {},
+                "meta": _joined_provenance(described, json.loads(meta_json)) if meta else {},
             }
         return out
 
