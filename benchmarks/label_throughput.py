@@ -1,6 +1,7 @@
 """Labels per second of the labeling engine next to raw tblite and PySCF calls on the same geometries.
 
     OMP_NUM_THREADS=1 python benchmarks/label_throughput.py [--xtb 256] [--pyscf 8] [--dft 4] [--repeats 5]
+        [--side-by-side 5]
 
 Raw: a plain loop that builds the program's calculator for each geometry and asks for energy and
 gradient (tblite's ``Calculator.singlepoint``; PySCF ``RHF`` + ``nuc_grad_method``); for xTB also
@@ -8,10 +9,16 @@ the loop an expert writes, one calculator whose positions are updated (what the 
 the atoms stay the same). Engine:
 ``workbench.qm.label`` into a fresh on-disk store (every label committed to SQLite as it
 finishes, then assembled into a Dataset), serially and on Dask with 1 and 2 one-thread workers
-(cluster start-up timed separately). Overhead = engine CPU time / raw CPU time - 1 (CPU of this process plus the
-Dask workers, which other work on a shared machine inflates less than wall time), taken within each of
-``--repeats`` interleaved rounds and reported as the median and quartiles over the rounds; the target
-is below 5%. Throughput from the best wall time of each path.
+(cluster start-up timed separately). Throughput from the best wall time of each path over
+``--repeats`` interleaved rounds, with the CPU time (this process plus the Dask workers) over the
+raw loop's in the same round.
+
+The overhead (target: below 5%) is measured side by side: while the engine labels, one raw-loop
+process per engine worker (one for the serial engine) runs the raw loop on the same geometries,
+pinned to the same core as the worker (or serial job) it runs beside, so that the two take turns
+on one core and see the same seconds of it; this machine's speed drifts by tens of percent from
+one second to the next, and its two cores do not drift together. Overhead = the engine's CPU per
+label over the raw loop's, minus 1; median and a 95% interval over ``--side-by-side`` runs.
 """
 
 from __future__ import annotations
@@ -143,44 +150,169 @@ def idle_cpu(seconds: float = 3.0) -> float:
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-def paired(ds, level, raw, client=None, idle: float = 0.0, pool=None) -> tuple[float, float]:
-    """The engine and the raw loop in lockstep: after the engine commits each chunk, the progress
-    callback runs the raw loop on as many configurations. Serially the two alternate; on Dask the
-    raw loop runs while the workers compute the next tasks: in the job's thread, or split over the
-    two processes of ``pool``. For 2 workers the pool gives a raw side as fast as the engine, which
-    runs beside it the whole time; one raw thread, half as fast, would still be running, alone on
-    the machine, long after the workers had finished under contention. Either way both share the
-    machine's drift. Returns CPU seconds (engine: this process without the callback, plus the Dask
-    workers; raw loop). The callback's own CPU is its thread's, so that the Dask client's threads,
-    which run meanwhile, stay on the engine's side; what this process's event loops cost when idle
-    (``idle`` CPU seconds per second) is taken off for the callback's duration."""
-    spent = {"raw": 0.0, "callback": 0.0, "wall": 0.0, "done": 0}
-
-    def progress(done: int, total: int) -> None:
-        if done <= spent["done"]:
+def _raw_side(raw, blocks, flag, results) -> None:
+    """A raw-loop process for :func:`side_by_side`: while ``flag`` is 1 it runs ``raw`` over
+    ``blocks`` (small Datasets, in turn, round and round), then reports the labels it finished and
+    their CPU seconds; -1 ends it."""
+    raw(blocks[0])  # imports and caches, outside the windows
+    while True:
+        while flag.value == 0:
+            time.sleep(0.001)
+        if flag.value < 0:
             return
-        start, wall = time.thread_time(), time.perf_counter()
-        part = ds.select(np.arange(spent["done"], done))
-        if pool is None:
-            t0 = time.thread_time()
-            raw(part)
-            spent["raw"] += time.thread_time() - t0
-        else:
-            raw_parallel(pool, raw, part)
-            spent["raw"] += _pool_cpu.pop("last")
-        spent["done"] = done
-        spent["callback"] += time.thread_time() - start
-        spent["wall"] += time.perf_counter() - wall
+        done, cpu, i = 0, time.process_time(), 0
+        while flag.value == 1:
+            block = blocks[i % len(blocks)]
+            raw(block)
+            done, i = done + len(block), i + 1
+        results.put((done, time.process_time() - cpu))
+        while flag.value == 2:
+            time.sleep(0.001)
 
-    workers_cpu = client.run(time.process_time) if client else {}
-    with tempfile.TemporaryDirectory() as store:
-        cpu = time.process_time()
-        label(ds, level, store=store, client=client, background=False, progress=progress).result()
-        cpu = time.process_time() - cpu
-    if client:
-        cpu += sum(t - workers_cpu[w] for w, t in client.run(time.process_time).items())
-    assert spent["done"] == len(ds)
-    return cpu - spent["callback"] - idle * spent["wall"], spent["raw"]
+
+def pin(pid: int, cores: set[int]) -> None:
+    """Keep every thread of process ``pid`` on ``cores`` (threads it starts later inherit it)."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), cores)
+        except OSError:  # the thread ended meanwhile
+            pass
+
+
+class RawSide:
+    """Processes that run the raw loop while the engine runs, for :func:`side_by_side`."""
+
+    def __init__(self, ds, raw, processes: int = 2, block: int = 8):
+        ctx = multiprocessing.get_context("spawn")  # this process runs Dask's threads: no fork
+        blocks = [ds.select(np.arange(a, min(a + block, len(ds)))) for a in range(0, len(ds), block)]
+        self.flags = [ctx.Value("i", 0, lock=False) for _ in range(processes)]
+        self.results = ctx.Queue()
+        self.procs = [
+            ctx.Process(target=_raw_side, args=(raw, blocks, flag, self.results), daemon=True) for flag in self.flags
+        ]
+        for proc in self.procs:
+            proc.start()
+
+    def run_beside(self, work, processes: int) -> tuple[int, float]:
+        """Run ``work()`` here while ``processes`` raw loops run; the labels they finished meanwhile
+        and their CPU seconds."""
+        for flag in self.flags[:processes]:
+            flag.value = 1
+        try:
+            work()
+        finally:
+            for flag in self.flags[:processes]:
+                flag.value = 2
+        answers = [self.results.get(timeout=600) for _ in range(processes)]
+        for flag in self.flags[:processes]:
+            flag.value = 0
+        return sum(n for n, _ in answers), sum(c for _, c in answers)
+
+    def close(self) -> None:
+        for flag in self.flags:
+            flag.value = -1
+        for proc in self.procs:
+            proc.join(timeout=30)
+
+
+def side_by_side(ds, level, raw_side: RawSide, client=None) -> tuple[float, float, float]:
+    """The engine's CPU seconds per label, and the raw loop's, measured at the same time: while the
+    engine labels ``ds`` (serially here, or on the Dask workers of ``client``), as many raw-loop
+    processes as it has workers (one for the serial engine) run beside it, on the same geometries,
+    until it finishes. Engine: this process (the job, the Dask scheduler and client; run it with no
+    other cluster here) plus the workers. Raw: the loops' own CPU. :func:`side_by_side_rounds` pins
+    each raw loop to the core of the engine's worker (or serial job) it runs beside. Also returns
+    the engine's wall time (s)."""
+    workers = len(client.scheduler_info()["workers"]) if client is not None else 1
+    spent = {}
+
+    def work() -> None:
+        before = client.run(time.process_time) if client is not None else {}
+        with tempfile.TemporaryDirectory() as store:
+            cpu, wall = time.process_time(), time.perf_counter()
+            label(ds, level, store=store, client=client, background=False, progress=False).result()
+            cpu, spent["wall"] = time.process_time() - cpu, time.perf_counter() - wall
+        if client is not None:
+            cpu += sum(t - before[w] for w, t in client.run(time.process_time).items())
+        spent["engine"] = cpu
+
+    raw_done, raw_cpu = raw_side.run_beside(work, workers)
+    return spent["engine"] / len(ds), raw_cpu / raw_done, spent["wall"]
+
+
+def median_interval(values, confidence: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the median: the order statistics that bracket it with
+    ``confidence`` (binomial ranks)."""
+    from scipy.stats import binom
+
+    v = np.sort(values)
+    k = max(int(binom.ppf((1 - confidence) / 2, len(v), 0.5)), 1)
+    return float(v[k - 1]), float(v[len(v) - k])
+
+
+def side_by_side_rounds(cases, rounds: int) -> dict:
+    """``rounds`` :func:`side_by_side` measurements of each engine path, each path with only its own
+    Dask cluster up (its event loops are the engine's; another cluster's would not be). Returns
+    ``{(level, path): [engine CPU per label / raw CPU per label - 1, ...]}`` and, for the Dask
+    paths, ``{(level, path): [share, ...]}``: how much of that figure the cluster's idle event loops
+    (measured with the cluster up and idle: heartbeats, timers) add by running twice as long as
+    the engine would alone, since it shares its cores with the raw loops half and half."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    from workbench.qm.dask_backend import QUIET_DASK
+
+    out: dict = {}
+    ticking: dict = {}
+    sides = {level: RawSide(ds, raw) for level, ds, raw in cases}
+    every_core = os.sched_getaffinity(0)
+    try:
+        for path, workers in (("engine, serial", 0), ("engine, Dask 1 worker", 1), ("engine, Dask 2 workers", 2)):
+            client = None
+            if workers:
+                with dask.config.set(QUIET_DASK):
+                    client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
+            if len(every_core) >= 2:
+                # A machine's speed drifts by tens of percent from one second to the next, and its
+                # cores do not drift together. So each raw loop shares one core, in turn, with the
+                # engine's process that computes (the serial job, or a Dask worker), and both see the
+                # same seconds of the same core. With 1 worker the job's process has the other core;
+                # with 2 it competes for both, as it would without the raw loops.
+                computing = [os.getpid()] if client is None else sorted(client.run(os.getpid).values())
+                cores = sorted(every_core)[-len(computing) :]
+                for side in sides.values():
+                    for proc, core in zip(side.procs, cores, strict=False):  # the loops in use
+                        pin(proc.pid, {core})
+                for pid, core in zip(computing, cores, strict=True):
+                    pin(pid, {core})
+                if client is not None:
+                    pin(os.getpid(), set(every_core) - set(cores) if workers == 1 else set(every_core))
+            idle_rate = 0.0  # CPU seconds per second of this process and the workers, the cluster idle
+            if client is not None:
+                before, cpu, wall = client.run(time.process_time), time.process_time(), time.perf_counter()
+                time.sleep(3.0)
+                cpu = time.process_time() - cpu + sum(t - before[w] for w, t in client.run(time.process_time).items())
+                idle_rate = cpu / (time.perf_counter() - wall)
+            for level, ds, _ in cases:
+                side_by_side(ds.select(np.arange(min(len(ds), 64))), level, sides[level], client)  # warm this path
+                for _ in range(rounds):
+                    engine_cpu, raw_cpu, wall = side_by_side(ds, level, sides[level], client)
+                    out.setdefault((level, path), []).append(engine_cpu / raw_cpu - 1)
+                    if client is not None:
+                        ticking.setdefault((level, path), []).append(idle_rate * wall / 2 / (raw_cpu * len(ds)))
+            pin(os.getpid(), every_core)
+            for side in sides.values():
+                for proc in side.procs:
+                    pin(proc.pid, every_core)
+            if client is not None:
+                cluster = client.cluster
+                client.close()
+                cluster.close()
+    finally:
+        pin(os.getpid(), every_core)
+        for side in sides.values():
+            side.close()
+    return out, ticking
 
 
 def main() -> None:
@@ -189,6 +321,9 @@ def main() -> None:
     parser.add_argument("--pyscf", type=int, default=8, help="ethanol geometries for HF/STO-3G")
     parser.add_argument("--dft", type=int, default=0, help="ethanol geometries for B3LYP/6-31G* (a real level)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--side-by-side", type=int, default=None, help="side-by-side runs per engine path (default: --repeats)"
+    )
     args = parser.parse_args()
     import dask
     from distributed import Client, LocalCluster
@@ -227,8 +362,7 @@ def main() -> None:
     for workers, client in clients.items():
         name = f"engine, Dask {workers} worker{'s' * (workers > 1)}"
         paths[name] = lambda level, ds, raw, client=client: engine(ds, level, client)
-    idle_rate = idle_cpu()
-    print(f"this process, idle with both clusters up: {idle_rate:.2%} of a core")
+    print(f"this process, idle with both clusters up: {idle_cpu():.2%} of a core")
     # warm imports and caches (here and on the workers) outside the timings
     for level, ds, raw in cases:
         for run in paths.values():
@@ -239,7 +373,6 @@ def main() -> None:
     best: dict = {}
     ratios: dict = {}
     outside: dict = {}
-    lockstep: dict = {}
     two_cores: dict = {}
     in_tasks: dict = {}
     idle: dict = {}
@@ -268,20 +401,12 @@ def main() -> None:
             for path, cpu in cpu_of.items():
                 ratios.setdefault((level, path), []).append(cpu / cpu_of["raw loop"] - 1)
             two_cores.setdefault(level, []).append(cpu_of["engine, Dask 2 workers"] / cpu_of["raw, 2 processes"] - 1)
-            for path in ("engine, serial", "engine, Dask 1 worker", "engine, Dask 2 workers"):
-                client = clients.get(int(path.split()[2])) if "Dask" in path else None
-                engine_cpu, raw_cpu = paired(ds, level, raw, client, idle_rate)
-                lockstep.setdefault((level, path), []).append(engine_cpu / raw_cpu - 1)
-            # 2 workers beside a raw side as fast as they are: the raw loop split over 2 processes
-            engine_cpu, raw_cpu = paired(ds, level, raw, clients[2], idle_rate, pool)
-            lockstep.setdefault((level, "engine, Dask 2 workers, beside 2 raw processes"), []).append(
-                engine_cpu / raw_cpu - 1
-            )
-    pool.shutdown()
     for client in clients.values():
         cluster = client.cluster
         client.close()
         cluster.close()
+    pool.shutdown()
+    beside, ticking = side_by_side_rounds(cases, args.side_by_side or args.repeats)
 
     print()
     print(
@@ -300,9 +425,19 @@ def main() -> None:
                 f"{median:>+11.1%} {f'{q1:+.1%} .. {q3:+.1%}':>16} {away:>11}"
             )
     print()
-    for (level, path), values in lockstep.items():
+    for (level, path), values in beside.items():
         q1, median, q3 = np.percentile(values, [25, 50, 75])
-        print(f"{level}: {path}, in lockstep with the raw loop: CPU {median:+.1%} (quartiles {q1:+.1%} .. {q3:+.1%})")
+        lo, hi = median_interval(values)
+        loops = "2 raw loops" if "2 workers" in path else "a raw loop"
+        print(
+            f"{level}: {path}, side by side with {loops}: CPU per label {median:+.1%} (95% interval of the median "
+            f"{lo:+.1%} .. {hi:+.1%}; quartiles {q1:+.1%} .. {q3:+.1%}; {len(values)} runs)"
+        )
+        if (level, path) in ticking:
+            print(
+                f"    of which {np.median(ticking[level, path]):.1%} is the idle event loops' cost for the extra time "
+                "the engine takes beside the raw loops"
+            )
     for level in two_cores:
         q1, median, q3 = np.percentile(two_cores[level], [25, 50, 75])
         print(
@@ -320,9 +455,9 @@ def main() -> None:
     print("raw loop in the same round, median and quartiles over the rounds: the engine's overhead (target: below 5%).")
     print("'outside QM': wall time x workers over the QM calls' own wall time (each label records it), minus 1,")
     print("median over the rounds: the engine's overhead measured within one run, free of the drift between runs.")
-    print("Lockstep: the raw loop runs on each chunk the engine has just committed (from its progress callback;")
-    print("on Dask in the job's thread while the workers compute the next tasks), so both see the same seconds of")
-    print("the machine; engine CPU (this process without the callback, plus the workers) over raw CPU, minus 1.")
+    print("Side by side: while the engine labels, as many raw-loop processes as it has workers run beside it on the")
+    print("same geometries, so that both see the same seconds of the machine; the engine's CPU per label (this")
+    print("process, with only the path's own cluster up, plus the workers) over the raw loops' CPU per label, minus 1.")
     print(f"cpu cores: {os.cpu_count()}; OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}; {args.repeats} rounds")
 
 
