@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset, Labels
 from ..jobs import Job, JobCancelled
-from .levels import Level, compute_label
+from .levels import Level, compute_labels
 from .store import LabelStore, configuration_keys
 
 
@@ -60,7 +60,8 @@ def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
 
 def _compute_chunk(items, level: Level, properties) -> list:
     """Run on a worker: ``items`` of ``(key, numbers, positions, charge, multiplicity)``."""
-    return [(key, compute_label(z, r, level, properties, c, m)) for key, z, r, c, m in items]
+    records = compute_labels([(z, r, c, m) for _, z, r, c, m in items], level, properties)
+    return [(item[0], rec) for item, rec in zip(items, records, strict=True)]
 
 
 def _tqdm_progress(total: int, initial: int, desc: str):

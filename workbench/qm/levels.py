@@ -247,14 +247,29 @@ def compute_label(
     and the reason in ``error``.
     """
     level = level if isinstance(level, Level) else Level(level)
+    return compute_labels([(numbers, positions, charge, multiplicity)], level, properties)[0]
+
+
+def compute_labels(items, level: Level, properties=("energy", "forces")) -> list[dict]:
+    """:func:`compute_label` for ``items`` of ``(numbers, positions, charge, multiplicity)``
+    (charge and multiplicity may be None: the level's). The single points run back to back and
+    the records are built afterwards: Python between two calls of a QM program costs about three
+    times what it costs in a row, since each call evicts it from the caches (measured with xTB)."""
+    want_forces = "forces" in properties
+    runs = []
+    for numbers, positions, charge, multiplicity in items:
+        charge = level.settings["charge"] if charge is None else int(charge)
+        multiplicity = level.settings["multiplicity"] if multiplicity is None else int(multiplicity)
+        runs.append((charge, multiplicity, _single_point(numbers, positions, level, want_forces, charge, multiplicity)))
+    described = level.describe()
+    asked = ["energy", "forces"] if want_forces else ["energy"]
+    return [_as_record(described, asked, charge, mult, *run) for charge, mult, run in runs]
+
+
+def _single_point(numbers, positions, level: Level, want_forces: bool, charge: int, multiplicity):
+    """The program call with its guards: (energy, forces, convergence, error, wall time (s), warnings)."""
     numbers = np.asarray(numbers, dtype=np.int64)
     positions = np.asarray(positions, dtype=np.float64)
-    charge = level.settings["charge"] if charge is None else int(charge)
-    multiplicity = level.settings["multiplicity"] if multiplicity is None else int(multiplicity)
-    want_forces = "forces" in properties
-    meta = level.describe()
-    meta["properties"] = ["energy", "forces"] if want_forces else ["energy"]
-    meta["charge"], meta["multiplicity"] = charge, multiplicity
     start = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -273,8 +288,16 @@ def compute_label(
             energy, forces, convergence, error = None, None, err.convergence, str(err)
         except Exception as err:  # any program error becomes a recorded failure with its reason
             energy, forces, convergence, error = None, None, {}, f"{type(err).__name__}: {err}"
+    return energy, forces, convergence, error, time.perf_counter() - start, caught
+
+
+def _as_record(described: dict, asked: list, charge, multiplicity, energy, forces, convergence, error, wall, caught):
+    """A :func:`compute_label` result from a :func:`_single_point` (``described``: the level's
+    :meth:`Level.describe`, copied)."""
+    meta = {**described, "settings": dict(described["settings"]), "properties": list(asked)}
+    meta["charge"], meta["multiplicity"] = charge, multiplicity
     meta["convergence"] = convergence
-    meta["wall_time_s"] = round(time.perf_counter() - start, 6)
+    meta["wall_time_s"] = round(wall, 6)
     meta["warnings"] = sorted({str(w.message)[:300] for w in caught})
     if error is None and not math.isfinite(energy):
         error = f"the program returned a non-finite energy ({energy})"
