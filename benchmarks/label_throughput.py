@@ -434,9 +434,11 @@ def main() -> None:
             f"{lo:+.1%} .. {hi:+.1%}; quartiles {q1:+.1%} .. {q3:+.1%}; {len(values)} runs)"
         )
         if (level, path) in ticking:
+            alone = np.asarray(values) - np.asarray(ticking[level, path])
+            lo, hi = median_interval(alone)
             print(
                 f"    of which {np.median(ticking[level, path]):.1%} is the idle event loops' cost for the extra time "
-                "the engine takes beside the raw loops"
+                f"the engine takes beside the raw loops; without it: {np.median(alone):+.1%} ({lo:+.1%} .. {hi:+.1%})"
             )
     for level in two_cores:
         q1, median, q3 = np.percentile(two_cores[level], [25, 50, 75])
