@@ -262,3 +262,28 @@ def test_hessian_analytic_matches_finite_differences_of_the_engines_forces():
         hessian(water, "gfn2-xtb", method="analytic")
     with pytest.raises(ValueError, match="method must be one of"):
         hessian(water, "hf/sto-3g", method="numerical")
+
+
+def test_compute_labels_gives_each_configuration_what_compute_label_gives_it():
+    """The batch path (single points back to back, records afterwards) against one call per configuration:
+    the same numbers, the same provenance but for the wall time, each with its own charge and spin; a
+    configuration whose calculation fails is recorded as failed between two that succeed."""
+    from workbench.qm import compute_labels
+
+    h2, water = molecule("H2"), molecule("H2O")
+    items = [
+        (water.numbers, water.positions, None, None),
+        (h2.numbers, h2.positions, 0, 2),  # a doublet of 2 electrons: impossible, so failed
+        (h2.numbers, h2.positions + 0.02, 1, 2),  # H2+ doublet
+    ]
+    level = Level("gfn2-xtb")
+    batch = compute_labels(items, level)
+    assert [r["status"] for r in batch] == ["done", "failed", "done"] and "multiplicity" in batch[1]["error"]
+    for (z, r, c, m), got in zip(items, batch, strict=True):
+        one = compute_label(z, r, level, ("energy", "forces"), c, m)
+        assert got["status"] == one["status"] and got["energy"] == one["energy"]
+        if one["forces"] is not None:
+            np.testing.assert_array_equal(got["forces"], one["forces"])
+        strip = lambda meta: {k: v for k, v in meta.items() if k != "wall_time_s"}  # noqa: E731
+        assert strip(got["meta"]) == strip(one["meta"])
+    assert batch[2]["meta"]["charge"] == 1 and batch[2]["meta"]["multiplicity"] == 2

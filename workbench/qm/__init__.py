@@ -12,7 +12,7 @@
 from .calculator import QMCalculator
 from .hessian import hessian
 from .job import JobCancelled, LabelJob, label
-from .levels import Level, compute_label
+from .levels import Level, compute_label, compute_labels
 from .store import LabelStore, configuration_key
 
 __all__ = [
@@ -22,6 +22,7 @@ __all__ = [
     "Level",
     "QMCalculator",
     "compute_label",
+    "compute_labels",
     "configuration_key",
     "hessian",
     "label",

@@ -159,7 +159,7 @@ class TrainedModel:
     def _base_predict(self, ds, forces: bool, batch_size: int, device) -> dict[str, np.ndarray]:
         if isinstance(self.base, TrainedModel):
             return self.base.predict(ds, forces=forces, batch_size=batch_size, device=device)
-        from ..qm import Level, compute_label
+        from ..qm import Level, compute_labels
 
         low = self.base["fidelity"]
         energy = np.full(len(ds), np.nan)
@@ -172,11 +172,12 @@ class TrainedModel:
             if forces and lab.forces is not None:
                 atoms = np.repeat(have, ds.n_atoms)
                 force[atoms] = lab.forces[atoms]
-        level = Level(low)
-        for i in np.flatnonzero(~have):
+        missing = np.flatnonzero(~have)
+        props = ("energy", "forces") if forces else ("energy",)
+        spans = [(ds.ptr[i], ds.ptr[i + 1]) for i in missing]
+        todo = [(ds.numbers[lo:hi], ds.positions[lo:hi], None, None) for lo, hi in spans]
+        for i, rec in zip(missing, compute_labels(todo, Level(low), props), strict=True):
             lo, hi = ds.ptr[i], ds.ptr[i + 1]
-            props = ("energy", "forces") if forces else ("energy",)
-            rec = compute_label(ds.numbers[lo:hi], ds.positions[lo:hi], level, props)
             if rec["status"] != "done":
                 raise RuntimeError(f"configuration {i}: the {low} calculation Δ-learning needs failed: {rec['error']}")
             energy[i] = rec["energy"]
