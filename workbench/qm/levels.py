@@ -257,43 +257,46 @@ def compute_labels(items, level: Level, properties=("energy", "forces")) -> list
     times what it costs in a row, since each call evicts it from the caches (measured with xTB)."""
     want_forces = "forces" in properties
     runs = []
-    for numbers, positions, charge, multiplicity in items:
-        charge = level.settings["charge"] if charge is None else int(charge)
-        multiplicity = level.settings["multiplicity"] if multiplicity is None else int(multiplicity)
-        runs.append((charge, multiplicity, _single_point(numbers, positions, level, want_forces, charge, multiplicity)))
+    # one capture for all: each single point takes the warnings it added
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for numbers, positions, charge, multiplicity in items:
+            charge = level.settings["charge"] if charge is None else int(charge)
+            multiplicity = level.settings["multiplicity"] if multiplicity is None else int(multiplicity)
+            start = len(caught)
+            run = _single_point(numbers, positions, level, want_forces, charge, multiplicity)
+            runs.append((charge, multiplicity, (*run, caught[start:])))
     described = level.describe()
     asked = ["energy", "forces"] if want_forces else ["energy"]
     return [_as_record(described, asked, charge, mult, *run) for charge, mult, run in runs]
 
 
 def _single_point(numbers, positions, level: Level, want_forces: bool, charge: int, multiplicity):
-    """The program call with its guards: (energy, forces, convergence, error, wall time (s), warnings)."""
+    """The program call with its failure guard: (energy, forces, convergence, error, wall time (s))."""
     numbers = np.asarray(numbers, dtype=np.int64)
     positions = np.asarray(positions, dtype=np.float64)
     start = time.perf_counter()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            spin = spin_of(numbers, charge, multiplicity)
-            if level.program == "tblite":
-                from .xtb_backend import run_xtb
+    try:
+        spin = spin_of(numbers, charge, multiplicity)
+        if level.program == "tblite":
+            from .xtb_backend import run_xtb
 
-                energy, forces, convergence = run_xtb(numbers, positions, level, want_forces, charge, spin)
-            else:
-                from .pyscf_backend import run_pyscf
+            energy, forces, convergence = run_xtb(numbers, positions, level, want_forces, charge, spin)
+        else:
+            from .pyscf_backend import run_pyscf
 
-                energy, forces, convergence = run_pyscf(numbers, positions, level, want_forces, charge, spin)
-            error = None
-        except NotConverged as err:
-            energy, forces, convergence, error = None, None, err.convergence, str(err)
-        except Exception as err:  # any program error becomes a recorded failure with its reason
-            energy, forces, convergence, error = None, None, {}, f"{type(err).__name__}: {err}"
-    return energy, forces, convergence, error, time.perf_counter() - start, caught
+            energy, forces, convergence = run_pyscf(numbers, positions, level, want_forces, charge, spin)
+        error = None
+    except NotConverged as err:
+        energy, forces, convergence, error = None, None, err.convergence, str(err)
+    except Exception as err:  # any program error becomes a recorded failure with its reason
+        energy, forces, convergence, error = None, None, {}, f"{type(err).__name__}: {err}"
+    return energy, forces, convergence, error, time.perf_counter() - start
 
 
 def _as_record(described: dict, asked: list, charge, multiplicity, energy, forces, convergence, error, wall, caught):
-    """A :func:`compute_label` result from a :func:`_single_point` (``described``: the level's
-    :meth:`Level.describe`, copied)."""
+    """A :func:`compute_label` result from a :func:`_single_point` and the warnings it raised
+    (``described``: the level's :meth:`Level.describe`, copied)."""
     meta = {**described, "settings": dict(described["settings"]), "properties": list(asked)}
     meta["charge"], meta["multiplicity"] = charge, multiplicity
     meta["convergence"] = convergence
