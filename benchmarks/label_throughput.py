@@ -142,26 +142,32 @@ def raw_parallel(pool, raw, ds) -> None:
     _pool_cpu["last"] = sum(pool.map(_timed, [raw, raw], parts))
 
 
-def idle_cpu(seconds: float = 3.0) -> float:
-    """CPU seconds per second this process spends doing nothing: the Dask schedulers and clients it
-    hosts keep their event loops ticking (~1.4% of a core with both clusters up)."""
+def idle_cpu(seconds: float = 3.0, client=None) -> float:
+    """CPU seconds per second this process (plus the workers of ``client``) spends doing nothing:
+    the Dask schedulers, clients and workers keep their event loops ticking (~1.4% of a core in this
+    process with both clusters up)."""
+    before = client.run(time.process_time) if client is not None else {}
     wall, cpu = time.perf_counter(), time.process_time()
     time.sleep(seconds)
-    return (time.process_time() - cpu) / (time.perf_counter() - wall)
+    cpu = time.process_time() - cpu
+    if client is not None:
+        cpu += sum(t - before[w] for w, t in client.run(time.process_time).items())
+    return cpu / (time.perf_counter() - wall)
 
 
 def _raw_side(raw, blocks, flag, results) -> None:
-    """A raw-loop process for :func:`side_by_side`: while ``flag`` is 1 it runs ``raw`` over
-    ``blocks`` (small Datasets, in turn, round and round), then reports the labels it finished and
-    their CPU seconds; -1 ends it."""
+    """A raw-loop process for :func:`side_by_side`: once ``flag`` is 1 it runs ``raw`` over
+    ``blocks`` (small Datasets, in turn, round and round; one block at least) until the flag
+    changes, then reports the labels it finished and their CPU seconds; -1 ends it."""
     raw(blocks[0])  # imports and caches, outside the windows
+    results.put("ready")
     while True:
         while flag.value == 0:
             time.sleep(0.001)
         if flag.value < 0:
             return
         done, cpu, i = 0, time.process_time(), 0
-        while flag.value == 1:
+        while i == 0 or flag.value == 1:
             block = blocks[i % len(blocks)]
             raw(block)
             done, i = done + len(block), i + 1
@@ -192,6 +198,8 @@ class RawSide:
         ]
         for proc in self.procs:
             proc.start()
+        for _ in self.procs:  # each has imported its program and run one block
+            assert self.results.get(timeout=600) == "ready"
 
     def run_beside(self, work, processes: int) -> tuple[int, float]:
         """Run ``work()`` here while ``processes`` raw loops run; the labels they finished meanwhile
@@ -287,12 +295,7 @@ def side_by_side_rounds(cases, rounds: int) -> dict:
                     pin(pid, {core})
                 if client is not None:
                     pin(os.getpid(), set(every_core) - set(cores) if workers == 1 else set(every_core))
-            idle_rate = 0.0  # CPU seconds per second of this process and the workers, the cluster idle
-            if client is not None:
-                before, cpu, wall = client.run(time.process_time), time.process_time(), time.perf_counter()
-                time.sleep(3.0)
-                cpu = time.process_time() - cpu + sum(t - before[w] for w, t in client.run(time.process_time).items())
-                idle_rate = cpu / (time.perf_counter() - wall)
+            idle_rate = idle_cpu(client=client) if client is not None else 0.0
             for level, ds, _ in cases:
                 side_by_side(ds.select(np.arange(min(len(ds), 64))), level, sides[level], client)  # warm this path
                 for _ in range(rounds):

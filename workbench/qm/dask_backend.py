@@ -58,18 +58,13 @@ def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[st
     for key, c, m, n in json.loads(head):
         items.append((key, numbers[start : start + n], positions[start : start + n], c, m))
         start += n
-    columns = {"key": [], "status": [], "energy": [], "error": [], "has_forces": []}
-    forces, provenance = [], []
-    for key, rec in _compute_chunk(items, level, properties):
-        f = rec["forces"]
-        columns["key"].append(key)
-        columns["status"].append(rec["status"])
-        columns["energy"].append(rec["energy"])
-        columns["error"].append(rec["error"])
-        columns["has_forces"].append(f is not None)
-        if f is not None:
-            forces.append(np.asarray(f, "<f8").reshape(-1, 3))
-        provenance.append(label_provenance(rec["meta"]))  # JSON text holds no raw newline
+    results = _compute_chunk(items, level, properties)
+    columns = {"key": [key for key, _ in results]}
+    for name in ("status", "energy", "error"):
+        columns[name] = [rec[name] for _, rec in results]
+    columns["has_forces"] = [rec["forces"] is not None for _, rec in results]
+    forces = [np.asarray(rec["forces"], "<f8").reshape(-1, 3) for _, rec in results if rec["forces"] is not None]
+    provenance = [label_provenance(rec["meta"]) for _, rec in results]  # JSON text holds no raw newline
     all_forces = np.concatenate(forces).tobytes() if forces else b""
     return json.dumps(columns), all_forces, "\n".join(provenance)
 

@@ -176,8 +176,7 @@ class TrainedModel:
         props = ("energy", "forces") if forces else ("energy",)
         spans = [(ds.ptr[i], ds.ptr[i + 1]) for i in missing]
         todo = [(ds.numbers[lo:hi], ds.positions[lo:hi], None, None) for lo, hi in spans]
-        for i, rec in zip(missing, compute_labels(todo, Level(low), props), strict=True):
-            lo, hi = ds.ptr[i], ds.ptr[i + 1]
+        for i, (lo, hi), rec in zip(missing, spans, compute_labels(todo, Level(low), props), strict=True):
             if rec["status"] != "done":
                 raise RuntimeError(f"configuration {i}: the {low} calculation Δ-learning needs failed: {rec['error']}")
             energy[i] = rec["energy"]
