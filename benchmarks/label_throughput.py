@@ -279,7 +279,10 @@ def side_by_side_rounds(cases, rounds: int) -> dict:
             client = None
             if workers:
                 with dask.config.set(QUIET_DASK):
-                    client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None))
+                    client = Client(
+                        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None),
+                        direct_to_workers=True,
+                    )
             if len(every_core) >= 2:
                 # A machine's speed drifts by tens of percent from one second to the next, and its
                 # cores do not drift together. So each raw loop shares one core, in turn, with the
@@ -349,7 +352,7 @@ def main() -> None:
         start = time.perf_counter()
         with dask.config.set(QUIET_DASK):  # the settings label() uses for the clusters it starts
             cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
-            clients[workers] = Client(cluster)
+            clients[workers] = Client(cluster, direct_to_workers=True)  # as label() makes its own
         print(
             f"Dask LocalCluster with {workers} worker(s) started in {time.perf_counter() - start:.1f} s "
             "(not in the timings below)"

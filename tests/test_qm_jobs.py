@@ -140,16 +140,41 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
         )
         out = job.result(timeout=300)
         assert client.status == "running"  # a user's client is left open
-        # by default the xTB tasks on 1 worker are half of what remains (at least 128), so the last ones are small
+        # by default the xTB tasks on 1 worker are half of what remains (at least 128), so the last ones are
+        # small; a remainder under 128 joins the task before it
         steps = []
         label(waters(600, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
-        assert sorted(np.diff(steps).tolist()) == [22, 128, 150, 300]
+        assert sorted(np.diff(steps).tolist()) == [150, 150, 300]
     # the provenance of labels made on Dask reaches the store whole
     with LabelStore(tmp_path) as store:
         keys = [row[0] for row in store.conn.execute("SELECT config_key FROM labels")]
         metas = [rec["meta"] for rec in store.fetch(Level("gfn2-xtb"), keys).values()]
     assert len(metas) == 5 and all(m["program"] == "tblite" and m["wall_time_s"] > 0 for m in metas)
     assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
+    ref, _ = reference(ds, "gfn2-xtb")
+    np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
+
+
+@pytest.mark.slow
+def test_a_dask_job_needs_only_its_own_clients_event_loop(tmp_path):
+    """Answers are fetched on the job's client, not on the client made last (Dask's default for
+    as_completed): with that other client's event loop blocked, the job still finishes."""
+    from distributed import Client, LocalCluster
+
+    ds = waters(4, seed=8)
+    unblock = threading.Event()
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as first_cluster,
+        Client(first_cluster) as first,
+        LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as second_cluster,
+        Client(second_cluster) as second,
+    ):
+        second.loop.add_callback(unblock.wait, 120)  # the other client's loop thread waits here
+        try:
+            job = label(ds, "gfn2-xtb", store=tmp_path, client=first, chunk_size=1, progress=False)
+            out = job.result(timeout=60)
+        finally:
+            unblock.set()
     ref, _ = reference(ds, "gfn2-xtb")
     np.testing.assert_allclose(out.energy("gfn2-xtb")[0], ref, atol=1e-8)
 
@@ -190,6 +215,19 @@ def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by
     assert default_chunk_size(xtb, 1024, 1) == 512 and default_chunk_size(xtb, 1024, 2) == 341
     assert default_chunk_size(xtb, 100, 2) == 128 and default_chunk_size(xtb, 10**6, 2) == 2048
     assert default_chunk_size(hf, 1024, 2) == 1
+
+
+def test_dask_tasks_shrink_toward_the_end_and_a_small_remainder_joins_the_task_before_it():
+    from workbench.qm.dask_backend import task_sizes
+
+    xtb, hf = Level("gfn2-xtb"), Level("hf/sto-3g")
+    sizes = task_sizes(xtb, 2048, 2)
+    # a third of what remains each, 128 at least; the last 143 are one task, not 128 and 15
+    assert sizes == [682, 455, 303, 202, 135, 128, 143]
+    assert task_sizes(xtb, 130, 2) == [130] and task_sizes(xtb, 256, 2) == [128, 128]
+    assert task_sizes(xtb, 5, 2, chunk_size=2) == [2, 2, 1]  # a size asked for is kept
+    assert task_sizes(hf, 3, 2) == [1, 1, 1]
+    assert task_sizes(xtb, 0, 2) == []
 
 
 def test_each_configuration_is_computed_with_its_own_charge_and_spin_when_a_subset_is_labeled(tmp_path):

@@ -111,6 +111,8 @@ class LabelJob(Job):
         self._failures = pd.DataFrame(columns=["index", "error"])
         # labels computed by this run, (status, energy, forces, error), so they need not be read back
         self._fresh: dict[str, tuple] = {}
+        # set while Dask tasks run: cancels them, so that a cancel takes effect at once
+        self._stop_in_flight: Callable | None = None
 
     def __repr__(self) -> str:
         return (
@@ -129,6 +131,13 @@ class LabelJob(Job):
     def failures(self) -> pd.DataFrame:
         """Configurations whose calculation failed: ``index`` (in the input dataset) and ``error``."""
         return self._failures
+
+    def cancel(self) -> None:
+        """Stop the job: labels already finished are kept in the store; Dask tasks in flight are cancelled."""
+        super().cancel()
+        stop = self._stop_in_flight
+        if stop is not None:
+            stop()
 
     # ----------------------------------------------------------------------------- work
     def _notify(self) -> None:
