@@ -28,7 +28,6 @@ import os
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
-import json  # noqa: E402
 import multiprocessing  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -117,8 +116,7 @@ def engine(ds, level, client=None) -> dict:
         out = job.result()
         assert job.n_computed == len(ds) and out.energy(level)[1].all()
         with LabelStore(store) as saved:
-            metas = saved.conn.execute("SELECT meta FROM labels")
-            inside = sum(json.loads(meta)["wall_time_s"] for (meta,) in metas)
+            inside = sum(meta["wall_time_s"] for meta in saved.table(meta=True)["meta"])
     if client is None:
         return {"inside": inside}
     spans = [s for t in tasks.data for s in t["startstops"] if s["action"] == "compute"]

@@ -147,8 +147,7 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
         assert sorted(np.diff(steps).tolist()) == [150, 150, 300]
     # the provenance of labels made on Dask reaches the store whole
     with LabelStore(tmp_path) as store:
-        keys = [row[0] for row in store.conn.execute("SELECT config_key FROM labels")]
-        metas = [rec["meta"] for rec in store.fetch(Level("gfn2-xtb"), keys).values()]
+        metas = store.table(Level("gfn2-xtb"), meta=True)["meta"].tolist()
     assert len(metas) == 5 and all(m["program"] == "tblite" and m["wall_time_s"] > 0 for m in metas)
     assert seen[0] == 0 and seen[-1] == 5 and len(seen) == 4  # start + three chunks of 2, 2, 1
     ref, _ = reference(ds, "gfn2-xtb")
@@ -181,7 +180,8 @@ def test_a_dask_job_needs_only_its_own_clients_event_loop(tmp_path):
 
 def test_a_dask_task_answer_keeps_every_record_and_forces_of_mixed_sizes_and_failures():
     """The packing of a chunk and its answer (run here without Dask): molecules of different sizes, one failed
-    calculation without forces, every record as compute_label gives it; an answer for other keys is refused."""
+    calculation without forces, every record as compute_label gives it; an answer for other keys, or one whose
+    columns do not fit together, is refused."""
     from workbench.qm.dask_backend import _compute_wire, _from_wire, _to_wire
 
     h2, water = molecule("H2"), molecule("H2O")
@@ -192,21 +192,33 @@ def test_a_dask_task_answer_keeps_every_record_and_forces_of_mixed_sizes_and_fai
         ("d", water.numbers, water.positions + 0.01, 0, None),
     ]
     level = Level("gfn2-xtb")
-    out = dict(_from_wire(_compute_wire(_to_wire(chunk), level, ("energy", "forces")), chunk))
+
+    def answer_of(chunk, level):
+        wire = _to_wire(chunk)
+        batch = _from_wire(_compute_wire(wire, level, ("energy", "forces")), chunk, wire)
+        return batch, batch.records([(key, j) for j, key in enumerate(batch.keys)], described=None)
+
+    batch, out = answer_of(chunk, level)
+    assert batch.keys == ["a", "b", "c", "d"] and batch.multiplicities == [None, 2, None, None]
+    np.testing.assert_array_equal(batch.positions[3:5], h2.positions)  # the geometries, as they were sent
     assert out["b"]["status"] == "failed" and out["b"]["forces"] is None and "multiplicity" in out["b"]["error"]
-    for key, z, r, c, m in [chunk[0], *chunk[2:]]:
+    for j, (key, z, r, c, m) in enumerate(chunk):
+        if key == "b":
+            continue
         ref = compute_label(z, r, level, ("energy", "forces"), c, m)
         assert out[key]["status"] == "done" and out[key]["energy"] == ref["energy"]
         np.testing.assert_array_equal(out[key]["forces"], ref["forces"])
-        meta = json.loads(out[key]["meta_json"])  # the label's own provenance, as the store keeps it
+        meta = json.loads(batch.meta[j])  # the label's own provenance, as the store keeps it
         assert meta["version"] == level.version and meta["convergence"] == ref["meta"]["convergence"]
         assert "program" not in meta and "settings" not in meta  # the level's row holds those once
-    failing = Level("gfn2-xtb", max_iterations=2)
-    out = dict(_from_wire(_compute_wire(_to_wire(chunk), failing, ("energy", "forces")), chunk))
+    _, out = answer_of(chunk, Level("gfn2-xtb", max_iterations=2))
     assert all(rec["status"] == "failed" and rec["forces"] is None and rec["error"] for rec in out.values())
     answer = _compute_wire(_to_wire(chunk[:2]), level, ("energy", "forces"))
     with pytest.raises(RuntimeError, match="other configurations"):
-        _from_wire(answer, chunk)
+        _from_wire(answer, chunk, _to_wire(chunk))
+    text, energy, forces, meta = _compute_wire(_to_wire(chunk), level, ("energy", "forces"))
+    with pytest.raises(RuntimeError, match="forces for 7 atoms where its labels with forces have 8"):
+        _from_wire((text, energy, forces[: 7 * 24], meta), chunk, _to_wire(chunk))
 
 
 def test_xtb_tasks_grow_with_the_work_per_dask_worker_and_pyscf_labels_go_one_by_one():
@@ -247,5 +259,5 @@ def test_each_configuration_is_computed_with_its_own_charge_and_spin_when_a_subs
         assert energy[i] == pytest.approx(charged["energy"], abs=1e-8)
         assert abs(energy[i] - neutral["energy"]) > 1.0  # an ion, not the neutral molecule (eV)
     with LabelStore(tmp_path) as store:
-        metas = [json.loads(m) for (m,) in store.conn.execute("SELECT meta FROM labels")]
+        metas = store.table(meta=True)["meta"].tolist()
     assert sorted((m["charge"], m["multiplicity"]) for m in metas) == [(-1, 2), (1, 2)]

@@ -36,7 +36,7 @@ def count_labels(store_file) -> int:
         return 0
     conn = sqlite3.connect(f"file:{store_file}?mode=ro", uri=True, timeout=10)
     try:
-        return conn.execute("SELECT COUNT(*) FROM labels").fetchone()[0]
+        return conn.execute("SELECT COALESCE(SUM(size), 0) FROM batches").fetchone()[0]
     except sqlite3.OperationalError:  # tables not created yet
         return 0
     finally:
@@ -198,10 +198,10 @@ def test_not_a_store_is_a_clear_error(tmp_path):
         LabelStore(bad)
 
 
-def test_a_labels_provenance_is_whole_when_the_level_is_shared_and_in_stores_of_the_older_layout(tmp_path):
-    """Each label's row keeps what its level key does not fix (version, charge, convergence, wall time, the
-    settings that do not change the numbers); the level's row keeps the rest once. A label written with another
-    memory limit keeps its own; a row holding the whole record, as older stores have, reads back as it was."""
+def test_a_labels_provenance_is_whole_when_the_level_is_shared(tmp_path):
+    """Each label keeps what its level key does not fix (version, charge, convergence, wall time, the settings that
+    do not change the numbers); the level's row keeps the rest once. A label written with another memory limit keeps
+    its own."""
     from workbench.qm.store import label_provenance
 
     z, r = molecule("H2").numbers, molecule("H2").positions
@@ -210,16 +210,98 @@ def test_a_labels_provenance_is_whole_when_the_level_is_shared_and_in_stores_of_
     rec1, rec2 = compute_label(z, r, first), compute_label(z, r + 0.01, second)
     own = json.loads(label_provenance(rec2["meta"]))
     assert own["run_settings"] == {"max_memory_mb": 1000} and "method" not in own and "settings" not in own
-    keys = [configuration_key(z, r), configuration_key(z, r + 0.01), configuration_key(z, r + 0.02)]
+    keys = [configuration_key(z, r), configuration_key(z, r + 0.01)]
     with LabelStore(tmp_path / "s") as store:
         store.put(first, keys[0], z, r, 0, None, rec1)
         store.put(second, keys[1], z, r + 0.01, 0, None, rec2)
-        old = dict(rec1, meta=dict(rec1["meta"], wall_time_s=12.5))
-        store.put(first, keys[2], z, r + 0.02, 0, None, old)
-        store.conn.execute(  # the older layout: the whole record in the label's row
-            "UPDATE labels SET meta = ? WHERE config_key = ?", (json.dumps(old["meta"]), keys[2])
-        )
         back = store.fetch(first, keys)
     assert back[keys[0]]["meta"] == rec1["meta"]
     assert back[keys[1]]["meta"] == rec2["meta"] and back[keys[1]]["meta"]["settings"]["max_memory_mb"] == 1000
-    assert back[keys[2]]["meta"] == old["meta"]
+
+
+# the layout of stores written before labels were kept in batches: one row per label, geometries apart
+OLD_LAYOUT = """
+CREATE TABLE configurations (
+    key TEXT PRIMARY KEY, numbers BLOB NOT NULL, positions BLOB NOT NULL, charge INTEGER, multiplicity INTEGER);
+CREATE TABLE levels (level_key TEXT PRIMARY KEY, fidelity TEXT NOT NULL, program TEXT, description TEXT);
+CREATE TABLE labels (
+    config_key TEXT NOT NULL, level_key TEXT NOT NULL, status TEXT NOT NULL, has_forces INTEGER NOT NULL,
+    energy REAL, forces BLOB, error TEXT, meta TEXT, finished REAL, PRIMARY KEY (config_key, level_key));
+"""
+
+
+def test_a_store_of_the_older_layout_is_converted_whole_and_labeling_goes_on_from_it(tmp_path):
+    """Labels in the older layout (one row each; a row holding the whole provenance, as the oldest stores have, or
+    only the label's own part), a failed one among them, read back the same after the store is converted when opened;
+    a labeling run then computes only what is missing."""
+    from workbench.qm.store import label_provenance
+
+    ds = waters(4, seed=11)
+    ds.info["multiplicity"] = [1, 1, 2, 1]  # configuration 2 fails: a doublet of 10 electrons
+    level = Level("gfn2-xtb")
+    keys = configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], [0] * 4, [1, 1, 2, 1])
+    records = [
+        compute_label(ds.numbers[3 * i : 3 * i + 3], ds.positions[3 * i : 3 * i + 3], level, multiplicity=m)
+        for i, m in zip(range(3), [1, 1, 2], strict=True)
+    ]
+    assert [rec["status"] for rec in records] == ["done", "done", "failed"]
+    path = tmp_path / "old" / "labels.sqlite"
+    path.parent.mkdir()
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_LAYOUT)
+    conn.execute(
+        "INSERT INTO levels VALUES (?, ?, ?, ?)", (level.key, level.name, level.program, json.dumps(level.describe()))
+    )
+    for i, rec in enumerate(records):
+        z, r = ds.numbers[3 * i : 3 * i + 3], ds.positions[3 * i : 3 * i + 3]
+        conn.execute(
+            "INSERT INTO configurations VALUES (?, ?, ?, 0, ?)", (keys[i], z.tobytes(), r.tobytes(), [1, 1, 2][i])
+        )
+        forces = None if rec["forces"] is None else np.asarray(rec["forces"], "<f8").tobytes()
+        meta = json.dumps(rec["meta"]) if i == 0 else label_provenance(rec["meta"])
+        conn.execute(
+            "INSERT INTO labels VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (keys[i], level.key, rec["status"], int(forces is not None), rec["energy"], forces, rec["error"], meta, i),
+        )
+    conn.commit()
+    conn.close()
+
+    with LabelStore(path) as store:
+        tables = {name for (name,) in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert tables == {"levels", "batches"}
+        back = store.fetch(level, keys)
+        assert sorted(back) == sorted(keys[:3])
+        for i, rec in enumerate(records):
+            assert back[keys[i]]["status"] == rec["status"] and back[keys[i]]["energy"] == rec["energy"]
+            assert back[keys[i]]["meta"] == rec["meta"]
+        np.testing.assert_array_equal(back[keys[1]]["forces"], records[1]["forces"])
+        assert back[keys[2]]["forces"] is None and "impossible" in back[keys[2]]["error"]
+        assert store.summary()[["done", "with_forces", "failed"]].values.tolist() == [[2, 2, 1]]
+        rebuilt = store.to_dataset()
+    np.testing.assert_array_equal(rebuilt.positions, ds.positions[:9])
+    assert rebuilt.energy("gfn2-xtb")[1].tolist() == [True, True, False]
+
+    job = label(ds, level, store=path.parent, background=False, progress=False)
+    out = job.result()
+    assert job.n_computed == 1 and job.n_failed == 1
+    assert out.energy("gfn2-xtb")[0][1] == records[1]["energy"] and out.energy("gfn2-xtb")[1].tolist() == [
+        True,
+        True,
+        False,
+        True,
+    ]
+
+
+def test_a_damaged_batch_is_a_clear_error_naming_what_does_not_fit(tmp_path):
+    ds = waters(2, seed=4)
+    level = Level("gfn2-xtb")
+    job = label(ds, level, store=tmp_path, background=False, progress=False)
+    job.result()
+    with LabelStore(tmp_path) as store:
+        store.conn.execute("UPDATE batches SET forces = substr(forces, 1, 48)")
+        with pytest.raises(
+            ValueError, match=r"labels.sqlite: batch 1 .* forces for 2 atoms where its labels with forces have 6"
+        ):
+            store.fetch(
+                level, configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], [0, 0], [None] * 2)
+            )

@@ -13,7 +13,7 @@ import logging
 import numpy as np
 
 from .job import _compute_chunk, default_chunk_size
-from .store import label_provenance
+from .store import LabelBatch
 
 #: Dask's housekeeping timers (20 ms event-loop ticks, 10 ms stack profiling, 100 ms memory checks)
 #: cost ~8% of a core on an idle one-worker cluster; the labeling tasks take seconds, so slower
@@ -50,12 +50,13 @@ def _to_wire(chunk: list) -> tuple[str, bytes, bytes]:
     return head, numbers, positions
 
 
-def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[str, bytes, str]:
-    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk. Returns the records
-    column by column as JSON (keys, status, energy, error, whether forces came), the forces of
-    those that have them as one float64 array, and each label's provenance as the JSON text the
-    store keeps (:func:`label_provenance`), one per line: decoded by nobody on the way, and kept
-    out of the first JSON, where every quote in it would be escaped and parsed again."""
+def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[str, bytes, bytes, str]:
+    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk. Answers with the
+    labels column by column, as the store keeps them (:class:`~workbench.qm.store.LabelBatch`),
+    less the geometries, which the job has: JSON of the keys, status, errors and whether forces
+    came; all energies and all forces as one float64 bytes object each; each label's provenance
+    as the JSON text the store keeps, one per line, decoded by nobody on the way and kept out of
+    the first JSON, where every quote in it would be escaped and parsed again."""
     head, numbers, positions = wire
     numbers = np.frombuffer(numbers, "<i8")
     positions = np.frombuffer(positions, "<f8").reshape(-1, 3)
@@ -63,45 +64,40 @@ def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[st
     for key, c, m, n in json.loads(head):
         items.append((key, numbers[start : start + n], positions[start : start + n], c, m))
         start += n
-    results = _compute_chunk(items, level, properties)
-    columns = {"key": [key for key, _ in results]}
-    for name in ("status", "energy", "error"):
-        columns[name] = [rec[name] for _, rec in results]
-    columns["has_forces"] = [rec["forces"] is not None for _, rec in results]
-    forces = [np.asarray(rec["forces"], "<f8").reshape(-1, 3) for _, rec in results if rec["forces"] is not None]
-    provenance = [label_provenance(rec["meta"]) for _, rec in results]  # JSON text holds no raw newline
-    all_forces = np.concatenate(forces).tobytes() if forces else b""
-    return json.dumps(columns), all_forces, "\n".join(provenance)
+    batch = _compute_chunk(items, level, properties)
+    columns = {
+        "key": batch.keys,
+        "status": batch.status,
+        "error": batch.errors,
+        "has_forces": batch.has_forces.tolist(),
+    }
+    return json.dumps(columns), batch.energy.tobytes(), batch.forces.tobytes(), "\n".join(batch.meta)
 
 
-def _from_wire(payload: tuple[str, bytes, str], chunk: list) -> list:
-    """``[(key, record)]`` from :func:`_compute_wire`'s answer to ``chunk``; checked against the
-    chunk, since the answer comes from another process."""
-    text, all_forces, provenance = payload
+def _from_wire(payload: tuple[str, bytes, bytes, str], chunk: list, wire: tuple[str, bytes, bytes]) -> LabelBatch:
+    """The :class:`~workbench.qm.store.LabelBatch` of :func:`_compute_wire`'s answer to ``chunk``
+    (sent as ``wire``); checked against the chunk, since the answer comes from another process."""
+    text, energy, forces, provenance = payload
     columns = json.loads(text)
-    keys = columns["key"]
-    metas = provenance.split("\n") if keys else []
-    n_atoms = {key: len(z) for key, z, _, _, _ in chunk}
-    if (
-        sorted(keys) != sorted(n_atoms)
-        or not all(len(columns[c]) == len(keys) for c in columns)
-        or len(metas) != len(keys)
-    ):
+    if columns["key"] != [key for key, _, _, _, _ in chunk]:
         raise RuntimeError("a Dask worker answered for other configurations than it was given")
-    forces = np.frombuffer(all_forces, "<f8").reshape(-1, 3)
-    out, start = [], 0
-    for key, status, energy, error, has_forces, meta_json in zip(
-        keys, columns["status"], columns["energy"], columns["error"], columns["has_forces"], metas, strict=True
-    ):
-        f = None
-        if has_forces:
-            n = n_atoms[key]
-            f = forces[start : start + n]
-            start += n
-        out.append((key, {"status": status, "energy": energy, "forces": f, "error": error, "meta_json": meta_json}))
-    if start != len(forces):
-        raise RuntimeError(f"a Dask worker sent back forces for {len(forces)} atoms where {start} were computed")
-    return out
+    try:
+        return LabelBatch(
+            keys=columns["key"],
+            n_atoms=[len(z) for _, z, _, _, _ in chunk],
+            numbers=np.frombuffer(wire[1], "<i8"),
+            positions=np.frombuffer(wire[2], "<f8"),
+            charges=[c for _, _, _, c, _ in chunk],
+            multiplicities=[m for _, _, _, _, m in chunk],
+            status=columns["status"],
+            errors=columns["error"],
+            energy=np.frombuffer(energy, "<f8"),
+            has_forces=columns["has_forces"],
+            forces=np.frombuffer(forces, "<f8"),
+            meta=provenance.split("\n") if chunk else [],
+        )
+    except ValueError as err:
+        raise RuntimeError(f"a Dask worker's answer does not fit its task: {err}") from None
 
 
 #: Answers of finished tasks are released on the workers in batches of at least this many labels
@@ -154,10 +150,9 @@ def run_on_dask(job, store, items: list, weight) -> None:
             chunks.append(items[start : start + size])
             start += size
         # one graph for all the tasks: Dask's cost in this process is ~4 ms a task, a little less this way
-        futures = client.map(
-            _compute_wire, [_to_wire(c) for c in chunks], level=job.level, properties=job.properties, pure=False
-        )
-        chunk_of = {fut.key: chunk for fut, chunk in zip(futures, chunks, strict=True)}
+        wires = [_to_wire(c) for c in chunks]
+        futures = client.map(_compute_wire, wires, level=job.level, properties=job.properties, pure=False)
+        chunk_of = {fut.key: task for fut, task in zip(futures, zip(chunks, wires, strict=True), strict=True)}
         # a cancel from another thread cancels the tasks, which ends the loop below at once
         job._stop_in_flight = lambda: client.cancel(futures)
         if job.cancelled:
@@ -171,8 +166,8 @@ def run_on_dask(job, store, items: list, weight) -> None:
                 return
             if fut.status != "finished":
                 raise RuntimeError(f"Dask task {fut.key} ended as {fut.status!r} ({payload!r})")
-            chunk = chunk_of.pop(fut.key)
-            job._record(store, chunk, _from_wire(payload, chunk), weight)
+            chunk, wire = chunk_of.pop(fut.key)
+            job._record(store, _from_wire(payload, chunk, wire), weight)
             held.append(fut)
             held_labels += len(chunk)
             if held_labels >= RELEASE_AFTER_LABELS:  # the workers may drop these answers now

@@ -19,7 +19,7 @@ import pandas as pd
 from ..data.dataset import Dataset, Labels
 from ..jobs import Job, JobCancelled
 from .levels import Level, compute_labels
-from .store import LabelStore, configuration_keys
+from .store import LabelBatch, LabelStore, configuration_keys
 
 
 def _as_dataset(data) -> Dataset:
@@ -58,10 +58,10 @@ def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
     return int(np.clip(n_items // (max(workers, 1) + 1), 128, 2048))
 
 
-def _compute_chunk(items, level: Level, properties) -> list:
+def _compute_chunk(items, level: Level, properties) -> LabelBatch:
     """Run on a worker: ``items`` of ``(key, numbers, positions, charge, multiplicity)``."""
     records = compute_labels([(z, r, c, m) for _, z, r, c, m in items], level, properties)
-    return [(item[0], rec) for item, rec in zip(items, records, strict=True)]
+    return LabelBatch.from_records(items, records)
 
 
 def _tqdm_progress(total: int, initial: int, desc: str):
@@ -109,8 +109,6 @@ class LabelJob(Job):
         self.n_computed = 0
         self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
-        # labels computed by this run, (status, energy, forces, error), so they need not be read back
-        self._fresh: dict[str, tuple] = {}
         # set while Dask tasks run: cancels them, so that a cancel takes effect at once
         self._stop_in_flight: Callable | None = None
 
@@ -194,16 +192,14 @@ class LabelJob(Job):
             return _tqdm_progress(self.n_total, self.n_done, self.level.name)
         return None
 
-    def _record(self, store: LabelStore, items: list, results: list, weight) -> None:
-        by_key = {it[0]: it for it in items}
-        store.put_many(self.level, [(*by_key[key], rec) for key, rec in results])
-        for key, rec in results:
-            self._fresh[key] = (rec["status"], rec["energy"], rec["forces"], rec["error"])
+    def _record(self, store: LabelStore, batch: LabelBatch, weight) -> None:
+        store.put_batch(self.level, batch)
+        for key, status in zip(batch.keys, batch.status, strict=True):
             n = weight[key]
             self.n_done += n
-            self.n_computed += 1
-            if rec["status"] != "done":
+            if status != "done":
                 self.n_failed += n
+        self.n_computed += len(batch)
         self._notify()
 
     def _run_serial(self, store: LabelStore, items: list, weight) -> None:
@@ -212,7 +208,7 @@ class LabelJob(Job):
             if self.cancelled:
                 return
             chunk = items[start : start + size]
-            self._record(store, chunk, _compute_chunk(chunk, self.level, self.properties), weight)
+            self._record(store, _compute_chunk(chunk, self.level, self.properties), weight)
 
     def _run_dask(self, store: LabelStore, items: list, weight) -> None:
         from .dask_backend import run_on_dask
@@ -221,9 +217,7 @@ class LabelJob(Job):
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         ds, name = self.dataset, self.level.name
-        fetched = store.fetch(self.level, [k for k in keys if k not in self._fresh], meta=False)
-        records = {k: (r["status"], r["energy"], r["forces"], r["error"]) for k, r in fetched.items()}
-        records.update(self._fresh)
+        records = store.fetch(self.level, keys, meta=False)
         old = ds.labels.get(name)
         energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
         want_forces = "forces" in self.properties
@@ -238,13 +232,12 @@ class LabelJob(Job):
             rec = records.get(key)
             if rec is None:
                 continue
-            status, e, f, error = rec
-            if status != "done":
-                failed.append((i, error))
+            if rec["status"] != "done":
+                failed.append((i, rec["error"]))
                 continue
-            energy[i] = e
-            if want_forces and f is not None:
-                forces[ptr[i] : ptr[i + 1]] = f
+            energy[i] = rec["energy"]
+            if want_forces and rec["forces"] is not None:
+                forces[ptr[i] : ptr[i + 1]] = rec["forces"]
         self._failures = pd.DataFrame(failed, columns=["index", "error"])
         self.n_failed = len(failed)
         out = ds.select(slice(None))
