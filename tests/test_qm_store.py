@@ -305,3 +305,7 @@ def test_a_damaged_batch_is_a_clear_error_naming_what_does_not_fit(tmp_path):
             store.fetch(
                 level, configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], [0, 0], [None] * 2)
             )
+    with LabelStore(tmp_path) as store:
+        store.conn.execute("""UPDATE batches SET labels = '{"status": ["done", "done"]}'""")
+        with pytest.raises(ValueError, match=r"labels.sqlite: batch 1 of the label store is damaged: 'has_forces'"):
+            store.summary()

@@ -391,10 +391,14 @@ class LabelStore:
             "SELECT id, keys, labels FROM batches WHERE level_key = ? AND id > ? ORDER BY id", (level_key, last)
         )
         for batch_id, keys, labels in rows:
-            head = json.loads(labels)
-            for j, (key, status, has_forces) in enumerate(
-                zip(keys.split("\n"), head["status"], head["has_forces"], strict=True)
-            ):
+            try:
+                head = json.loads(labels)
+                labels = list(zip(keys.split("\n"), head["status"], head["has_forces"], strict=True))
+            except (ValueError, KeyError, TypeError) as err:
+                raise ValueError(
+                    f"{self.path or ':memory:'}: batch {batch_id} of the label store is damaged: {err}"
+                ) from None
+            for j, (key, status, has_forces) in enumerate(labels):
                 index[key] = (batch_id, j, status, bool(has_forces))
             last = batch_id
         self._index[level_key] = (last, index)
