@@ -81,22 +81,16 @@ def _from_wire(payload: tuple[str, bytes, bytes, str], chunk: list, wire: tuple[
     columns = json.loads(text)
     if columns["key"] != [key for key, _, _, _, _ in chunk]:
         raise RuntimeError("a Dask worker answered for other configurations than it was given")
+    head = {
+        **columns,
+        "n_atoms": [len(z) for _, z, _, _, _ in chunk],
+        "charge": [c for _, _, _, c, _ in chunk],
+        "multiplicity": [m for _, _, _, _, m in chunk],
+    }
+    meta = provenance.split("\n") if chunk else []
     try:
-        return LabelBatch(
-            keys=columns["key"],
-            n_atoms=[len(z) for _, z, _, _, _ in chunk],
-            numbers=np.frombuffer(wire[1], "<i8"),
-            positions=np.frombuffer(wire[2], "<f8"),
-            charges=[c for _, _, _, c, _ in chunk],
-            multiplicities=[m for _, _, _, _, m in chunk],
-            status=columns["status"],
-            errors=columns["error"],
-            energy=np.frombuffer(energy, "<f8"),
-            has_forces=columns["has_forces"],
-            forces=np.frombuffer(forces, "<f8"),
-            meta=provenance.split("\n") if chunk else [],
-        )
-    except ValueError as err:
+        return LabelBatch._from_bytes(columns["key"], head, energy, wire[1], wire[2], forces, meta)
+    except (ValueError, KeyError) as err:  # a column missing, or columns that do not fit together
         raise RuntimeError(f"a Dask worker's answer does not fit its task: {err}") from None
 
 

@@ -222,9 +222,9 @@ class LabelBatch:
         )
 
     @classmethod
-    def _from_row(cls, keys: str, labels: str, energy, numbers, positions, forces, meta: str) -> LabelBatch:
-        head = json.loads(labels)
-        keys = keys.split("\n") if keys else []
+    def _from_bytes(cls, keys: list, head: dict, energy, numbers, positions, forces, meta: list) -> LabelBatch:
+        """From the per-label lists of ``head`` (``n_atoms``, ``charge``, ``multiplicity``, ``status``,
+        ``error``, ``has_forces``) and the arrays' little-endian bytes, as a store row or a Dask answer has them."""
         return cls(
             keys=keys,
             n_atoms=head["n_atoms"],
@@ -237,8 +237,14 @@ class LabelBatch:
             energy=np.frombuffer(energy, "<f8"),
             has_forces=head["has_forces"],
             forces=np.frombuffer(forces, "<f8"),
-            meta=meta.split("\n") if keys else [],
+            meta=meta,
         )
+
+    @classmethod
+    def _from_row(cls, keys: str, labels: str, energy, numbers, positions, forces, meta: str) -> LabelBatch:
+        keys = keys.split("\n") if keys else []
+        meta = meta.split("\n") if keys else []
+        return cls._from_bytes(keys, json.loads(labels), energy, numbers, positions, forces, meta)
 
     def atom_starts(self) -> list[int]:
         """Where each label's atoms start in ``numbers`` and ``positions`` (one more: the end)."""
@@ -312,7 +318,8 @@ class LabelStore:
         return f"<LabelStore {self.path or ':memory:'}>"
 
     def _has_old_layout(self) -> bool:
-        return self.conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'").fetchone()
+        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
+        return self.conn.execute(sql).fetchone() is not None
 
     def _convert_old_layout(self) -> None:
         """The earlier layout's labels (one row each, geometries in ``configurations``) become one
@@ -395,9 +402,7 @@ class LabelStore:
                 head = json.loads(labels)
                 labels = list(zip(keys.split("\n"), head["status"], head["has_forces"], strict=True))
             except (ValueError, KeyError, TypeError) as err:
-                raise ValueError(
-                    f"{self.path or ':memory:'}: batch {batch_id} of the label store is damaged: {err}"
-                ) from None
+                raise self._damaged(batch_id, err) from None
             for j, (key, status, has_forces) in enumerate(labels):
                 index[key] = (batch_id, j, status, bool(has_forces))
             last = batch_id
@@ -417,9 +422,10 @@ class LabelStore:
         try:
             return LabelBatch._from_row(*row[1:])
         except (ValueError, KeyError, TypeError) as err:
-            raise ValueError(
-                f"{self.path or ':memory:'}: batch {row[0]} of the label store is damaged: {err}"
-            ) from None
+            raise self._damaged(row[0], err) from None
+
+    def _damaged(self, batch_id: int, err: Exception) -> ValueError:
+        return ValueError(f"{self.path or ':memory:'}: batch {batch_id} of the label store is damaged: {err}")
 
     def _described(self, level_key: str) -> dict:
         row = self.conn.execute("SELECT description FROM levels WHERE level_key = ?", (level_key,)).fetchone()
