@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 from ase.build import molecule  # noqa: E402
 
 from workbench.qm import label  # noqa: E402
+from workbench.qm.dask_backend import local_client  # noqa: E402
 from workbench.qm.sampling import random_displacements  # noqa: E402
 from workbench.qm.store import LabelStore  # noqa: E402
 
@@ -263,24 +264,13 @@ def side_by_side_rounds(cases, rounds: int) -> dict:
     paths, ``{(level, path): [share, ...]}``: how much of that figure the cluster's idle event loops
     (measured with the cluster up and idle: heartbeats, timers) add by running twice as long as
     the engine would alone, since it shares its cores with the raw loops half and half."""
-    import dask
-    from distributed import Client, LocalCluster
-
-    from workbench.qm.dask_backend import QUIET_DASK
-
     out: dict = {}
     ticking: dict = {}
     sides = {level: RawSide(ds, raw) for level, ds, raw in cases}
     every_core = os.sched_getaffinity(0)
     try:
         for path, workers in (("engine, serial", 0), ("engine, Dask 1 worker", 1), ("engine, Dask 2 workers", 2)):
-            client = None
-            if workers:
-                with dask.config.set(QUIET_DASK):
-                    client = Client(
-                        LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None),
-                        direct_to_workers=True,
-                    )
+            client = local_client(workers) if workers else None
             if len(every_core) >= 2:
                 # A machine's speed drifts by tens of percent from one second to the next, and its
                 # cores do not drift together. So each raw loop shares one core, in turn, with the
@@ -329,10 +319,6 @@ def main() -> None:
         "--side-by-side", type=int, default=None, help="side-by-side runs per engine path (default: --repeats)"
     )
     args = parser.parse_args()
-    import dask
-    from distributed import Client, LocalCluster
-
-    from workbench.qm.dask_backend import QUIET_DASK
 
     base = molecule("CH3CH2OH")
     wanted = [
@@ -348,9 +334,7 @@ def main() -> None:
     clients = {}
     for workers in (1, 2):
         start = time.perf_counter()
-        with dask.config.set(QUIET_DASK):  # the settings label() uses for the clusters it starts
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
-            clients[workers] = Client(cluster, direct_to_workers=True)  # as label() makes its own
+        clients[workers] = local_client(workers)  # as label() starts its own
         print(
             f"Dask LocalCluster with {workers} worker(s) started in {time.perf_counter() - start:.1f} s "
             "(not in the timings below)"

@@ -12,7 +12,7 @@ from ase.build import molecule
 from workbench.data import Dataset
 from workbench.qm import JobCancelled, Level, compute_label, label
 from workbench.qm.job import default_chunk_size
-from workbench.qm.store import LabelStore
+from workbench.qm.store import LabelStore, configuration_keys
 
 pytestmark = pytest.mark.qm
 
@@ -71,6 +71,36 @@ def test_identical_geometries_are_computed_once(tmp_path):
     assert job.n_computed == 2 and job.n_done == 4
     e = out.energy("gfn2-xtb")[0]
     assert e[0] == e[2] == e[3] != e[1]
+
+
+def test_labels_from_the_store_and_from_this_run_land_on_their_own_configurations(tmp_path):
+    """Molecules of three sizes, in two runs, with a repeat and a failure: each configuration gets
+    the energy and forces that the store holds for it."""
+    rng = np.random.default_rng(3)
+    mols = [molecule(name) for name in ("H2O", "CH4", "H2", "NH3", "H2O", "CH4")]
+    records = [
+        {"numbers": m.numbers, "positions": m.positions + rng.normal(scale=0.03, size=m.positions.shape)} for m in mols
+    ]
+    ds = Dataset.from_configurations(records).select([0, 1, 2, 3, 4, 5, 1, 2])
+    ds.info["multiplicity"] = [1, 1, 1, 2, 1, 1, 1, 1]  # a doublet of 10 electrons: configuration 3 fails
+    label(ds, "gfn2-xtb", store=tmp_path, indices=[4, 1, 3], background=False, progress=False).result()
+    job = label(ds, "gfn2-xtb", store=tmp_path, indices=[5, 0, 1, 2, 3, 4, 6], background=False, progress=False)
+    out = job.result()
+    assert job.n_computed == 3  # 5, 0, 2: the rest were in the store, 6 repeats 1
+    assert list(job.failures["index"]) == [3] and "impossible" in job.failures["error"].iloc[0]
+    energy, has_energy = out.energy("gfn2-xtb")
+    forces, has_forces = out.forces("gfn2-xtb")
+    assert has_energy.tolist() == has_forces.tolist() == [True, True, True, False, True, True, True, False]
+    keys = configuration_keys(
+        ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], [0] * 8, ds.info["multiplicity"].tolist()
+    )
+    with LabelStore(tmp_path) as store:
+        held = store.fetch(Level("gfn2-xtb"), keys)
+    for i in [0, 1, 2, 4, 5, 6]:
+        assert energy[i] == held[keys[i]]["energy"]
+        np.testing.assert_array_equal(forces[ds.ptr[i] : ds.ptr[i + 1]], held[keys[i]]["forces"])
+    assert energy[0] != energy[4] and energy[1] == energy[6]
+    assert np.isnan(forces[ds.ptr[7] : ds.ptr[8]]).all()  # not asked for, and no earlier labels
 
 
 @pytest.mark.parametrize("workers", [None, pytest.param(1, marks=pytest.mark.slow, id="dask")])

@@ -74,6 +74,14 @@ class Labels:
         return Labels(self.energy[index], self.energy_mask[index], forces, forces_mask)
 
 
+def atom_ranges(starts, sizes) -> np.ndarray:
+    """The indices ``starts[i] : starts[i] + sizes[i]`` of every ``i``, concatenated: the rows of
+    per-atom arrays that belong to chosen configurations, without a Python loop over them."""
+    starts, sizes = np.asarray(starts, np.int64), np.asarray(sizes, np.int64)
+    offsets = np.cumsum(sizes) - sizes
+    return np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))
+
+
 def _any_per_config(flags: np.ndarray, ptr: np.ndarray) -> np.ndarray:
     """For a per-atom bool array, whether any atom of each configuration is set."""
     counts = np.add.reduceat(flags.astype(np.int64), ptr[:-1]) if len(flags) else np.zeros(0, np.int64)
@@ -298,8 +306,7 @@ class Dataset:
         sizes = self.n_atoms[idx]
         ptr = np.zeros(len(idx) + 1, np.int64)
         np.cumsum(sizes, out=ptr[1:])
-        # Atom indices of the chosen configurations, without a Python loop over configurations.
-        atom_index = np.repeat(self.ptr[idx] - ptr[:-1], sizes) + np.arange(ptr[-1])
+        atom_index = atom_ranges(self.ptr[idx], sizes)
         return Dataset(
             numbers=self.numbers[atom_index],
             positions=self.positions[atom_index],

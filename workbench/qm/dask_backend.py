@@ -45,8 +45,9 @@ def _to_wire(chunk: list) -> tuple[str, bytes, bytes]:
     task, that cost more than the xTB calculations themselves. JSON and raw float64, not pickle:
     the results may come from the workers of a cluster the job does not own."""
     head = json.dumps([(key, c, m, len(z)) for key, z, _, c, m in chunk])
-    numbers = np.concatenate([np.asarray(z, "<i8") for _, z, _, _, _ in chunk]).tobytes()
-    positions = np.concatenate([np.asarray(r, "<f8").reshape(-1, 3) for _, _, r, _, _ in chunk]).tobytes()
+    # the job's items are slices of the dataset's arrays: joined as they are, converted once
+    numbers = np.concatenate([z for _, z, _, _, _ in chunk]).astype("<i8", copy=False).tobytes()
+    positions = np.concatenate([r for _, _, r, _, _ in chunk]).astype("<f8", copy=False).tobytes()
     return head, numbers, positions
 
 
@@ -114,26 +115,37 @@ def task_sizes(level, n_items: int, workers: int, chunk_size: int | None = None)
     return sizes
 
 
+def local_client(workers: int):
+    """A ``Client`` of a new ``LocalCluster`` of ``workers`` one-thread worker processes, as a
+    labeling job starts one: :data:`QUIET_DASK`, no dashboard, and the cluster's description
+    written to the scheduler every 30 s instead of every second (a round trip in the job's
+    process; only dashboards read it). Close the client, then ``client.cluster``."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set(QUIET_DASK):
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+            scheduler_sync_interval=30,
+        )
+        # answers straight from the worker that holds them, not relayed through the scheduler (a
+        # user's cluster may reach its workers only via the scheduler: its client decides)
+        return Client(cluster, direct_to_workers=True)
+
+
 def run_on_dask(job, store, items: list, weight) -> None:
     """Compute ``items`` on Dask, recording each finished task in ``store`` as it arrives."""
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import as_completed
 
     cluster = None
     client = job.client
     if client is None:
-        import dask
-
-        with dask.config.set(QUIET_DASK):
-            cluster = LocalCluster(
-                n_workers=job.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.ERROR,
-            )
-            # answers straight from the worker that holds them, not relayed through the scheduler (a
-            # user's cluster may reach its workers only via the scheduler: its client decides)
-            client = Client(cluster, direct_to_workers=True)
+        client = local_client(job.workers)
+        cluster = client.cluster
     futures = []
     try:
         workers = len(client.scheduler_info().get("workers", {})) or 1

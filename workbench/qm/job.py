@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from ..data.dataset import Dataset, Labels
+from ..data.dataset import Dataset, Labels, atom_ranges
 from ..jobs import Job, JobCancelled
 from .levels import Level, compute_labels
 from .store import LabelBatch, LabelStore, configuration_keys
@@ -109,6 +109,7 @@ class LabelJob(Job):
         self.n_computed = 0
         self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
+        self._recorded: list[LabelBatch] = []  # the batches computed in this run, as written to the store
         # set while Dask tasks run: cancels them, so that a cancel takes effect at once
         self._stop_in_flight: Callable | None = None
 
@@ -194,6 +195,7 @@ class LabelJob(Job):
 
     def _record(self, store: LabelStore, batch: LabelBatch, weight) -> None:
         store.put_batch(self.level, batch)
+        self._recorded.append(batch)
         for key, status in zip(batch.keys, batch.status, strict=True):
             n = weight[key]
             self.n_done += n
@@ -215,9 +217,27 @@ class LabelJob(Job):
 
         run_on_dask(self, store, items, weight)
 
+    def _label_sources(self, store: LabelStore, keys: list[str]) -> list[tuple[LabelBatch, list]]:
+        """The batches that hold the labels of ``keys``, each with ``[(key, position), ...]``: those
+        computed now, as recorded, and from the store the ones it had before (or another process
+        wrote meanwhile)."""
+        sources = [(batch, [(key, j) for j, key in enumerate(batch.keys)]) for batch in self._recorded]
+        now = {key for batch in self._recorded for key in batch.keys}
+        before = [key for key in dict.fromkeys(keys) if key not in now]
+        return sources + (store.batches(self.level, before) if before else [])
+
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
+        """The input dataset plus the labels of ``keys`` (those of ``self.indices``), placed column
+        by column from their batches rather than label by label (~10 ms less per 2048 xTB labels)."""
         ds, name = self.dataset, self.level.name
-        records = store.fetch(self.level, keys, meta=False)
+        sources = self._label_sources(store, keys)
+        # each label's place in the sources' batches laid end to end (-1: none), then batch and position
+        starts = np.cumsum([0] + [len(batch) for batch, _ in sources])
+        where = {
+            key: start + j for start, (_, picks) in zip(starts[:-1].tolist(), sources, strict=True) for key, j in picks
+        }
+        place = np.fromiter((where.get(key, -1) for key in keys), dtype=np.int64, count=len(keys))
+        source = np.searchsorted(starts, place, side="right") - 1
         old = ds.labels.get(name)
         energy = np.full(len(ds), np.nan) if old is None else old.energy.copy()
         want_forces = "forces" in self.properties
@@ -226,18 +246,32 @@ class LabelJob(Job):
             forces = np.full((len(ds.numbers), 3), np.nan)
             if old is not None and old.forces is not None:
                 forces[:] = old.forces
-        failed = []
-        ptr = ds.ptr.tolist()
-        for i, key in zip(self.indices.tolist(), keys, strict=True):
-            rec = records.get(key)
-            if rec is None:
-                continue
-            if rec["status"] != "done":
-                failed.append((i, rec["error"]))
-                continue
-            energy[i] = rec["energy"]
-            if want_forces and rec["forces"] is not None:
-                forces[ptr[i] : ptr[i + 1]] = rec["forces"]
+        failed = []  # (position in keys, configuration, reason)
+        for b, (batch, _) in enumerate(sources):
+            rows = np.flatnonzero((source == b) & (place >= 0))
+            at, configs = place[rows] - starts[b], self.indices[rows]
+            wrong = np.flatnonzero(batch.n_atoms[at] != ds.n_atoms[configs])
+            if len(wrong):  # keys hash the atomic numbers: only a damaged store gets here
+                i, j = int(configs[wrong[0]]), int(at[wrong[0]])
+                raise ValueError(
+                    f"{store.path or ':memory:'}: the {self.level.name} label of configuration {i} has "
+                    f"{batch.n_atoms[j]} atoms, the configuration {ds.n_atoms[i]}"
+                )
+            done = np.array(batch.status, dtype=object)[at] == "done"
+            failed += [
+                (r, i, batch.errors[j])
+                for r, i, j in zip(rows[~done].tolist(), configs[~done].tolist(), at[~done].tolist(), strict=True)
+            ]
+            at, configs = at[done], configs[done]
+            energy[configs] = batch.energy[at]
+            if want_forces:
+                with_forces = batch.has_forces[at]
+                at, configs = at[with_forces], configs[with_forces]
+                sizes = batch.n_atoms[at]
+                forces[atom_ranges(ds.ptr[configs], sizes)] = batch.forces[
+                    atom_ranges(np.asarray(batch.force_starts())[at], sizes)
+                ]
+        failed = [(i, error) for _, i, error in sorted(failed)]
         self._failures = pd.DataFrame(failed, columns=["index", "error"])
         self.n_failed = len(failed)
         out = ds.select(slice(None))
