@@ -18,7 +18,9 @@ process per engine worker (one for the serial engine) runs the raw loop on the s
 pinned to the same core as the worker (or serial job) it runs beside, so that the two take turns
 on one core and see the same seconds of it; this machine's speed drifts by tens of percent from
 one second to the next, and its two cores do not drift together. Overhead = the engine's CPU per
-label over the raw loop's, minus 1; median and a 95% interval over ``--side-by-side`` runs.
+label over the raw loop's, minus 1; median and a 95% interval over ``--side-by-side`` runs. With 2
+workers, the raw loop run as one Dask task per worker on the same cluster is measured in turn with
+the engine, in the same way: what the cluster itself costs, and the engine over it, run by run.
 """
 
 from __future__ import annotations
@@ -222,28 +224,42 @@ class RawSide:
             proc.join(timeout=30)
 
 
-def side_by_side(ds, level, raw_side: RawSide, client=None) -> tuple[float, float, float]:
+def raw_as_dask_tasks(ds, raw, client) -> None:
+    """The raw loop run as one Dask task per worker of ``client``, each on its share of ``ds``: what the
+    cluster itself costs, without the engine (:func:`side_by_side` with ``work=``)."""
+    workers = sorted(client.scheduler_info()["workers"])
+    parts = np.array_split(np.arange(len(ds)), len(workers))
+    tasks = [
+        client.submit(raw, ds.select(part), workers=[w], pure=False) for part, w in zip(parts, workers, strict=True)
+    ]
+    client.gather(tasks)
+
+
+def side_by_side(ds, level, raw_side: RawSide, client=None, work=None) -> tuple[float, float, float]:
     """The engine's CPU seconds per label, and the raw loop's, measured at the same time: while the
     engine labels ``ds`` (serially here, or on the Dask workers of ``client``), as many raw-loop
     processes as it has workers (one for the serial engine) run beside it, on the same geometries,
     until it finishes. Engine: this process (the job, the Dask scheduler and client; run it with no
     other cluster here) plus the workers. Raw: the loops' own CPU. :func:`side_by_side_rounds` pins
     each raw loop to the core of the engine's worker (or serial job) it runs beside. Also returns
-    the engine's wall time (s)."""
+    the engine's wall time (s). ``work(ds, client)``, if given, runs instead of the engine."""
     workers = len(client.scheduler_info()["workers"]) if client is not None else 1
     spent = {}
 
-    def work() -> None:
+    def run() -> None:
         before = client.run(time.process_time) if client is not None else {}
         with tempfile.TemporaryDirectory() as store:
             cpu, wall = time.process_time(), time.perf_counter()
-            label(ds, level, store=store, client=client, background=False, progress=False).result()
+            if work is None:
+                label(ds, level, store=store, client=client, background=False, progress=False).result()
+            else:
+                work(ds, client)
             cpu, spent["wall"] = time.process_time() - cpu, time.perf_counter() - wall
         if client is not None:
             cpu += sum(t - before[w] for w, t in client.run(time.process_time).items())
         spent["engine"] = cpu
 
-    raw_done, raw_cpu = raw_side.run_beside(work, workers)
+    raw_done, raw_cpu = raw_side.run_beside(run, workers)
     return spent["engine"] / len(ds), raw_cpu / raw_done, spent["wall"]
 
 
@@ -263,7 +279,9 @@ def side_by_side_rounds(cases, rounds: int) -> dict:
     ``{(level, path): [engine CPU per label / raw CPU per label - 1, ...]}`` and, for the Dask
     paths, ``{(level, path): [share, ...]}``: how much of that figure the cluster's idle event loops
     (measured with the cluster up and idle: heartbeats, timers) add by running twice as long as
-    the engine would alone, since it shares its cores with the raw loops half and half."""
+    the engine would alone, since it shares its cores with the raw loops half and half. With 2
+    workers each round also measures the raw loop run as Dask tasks on the same cluster
+    (:func:`raw_as_dask_tasks`), path ``"raw loop as Dask tasks, 2 workers"``: the cluster's own cost."""
     out: dict = {}
     ticking: dict = {}
     sides = {level: RawSide(ds, raw) for level, ds, raw in cases}
@@ -287,13 +305,20 @@ def side_by_side_rounds(cases, rounds: int) -> dict:
                 if client is not None:
                     pin(os.getpid(), set(every_core) - set(cores) if workers == 1 else set(every_core))
             idle_rate = idle_cpu(client=client) if client is not None else 0.0
-            for level, ds, _ in cases:
-                side_by_side(ds.select(np.arange(min(len(ds), 64))), level, sides[level], client)  # warm this path
+            for level, ds, raw in cases:
+                runs = {path: None}
+                if workers == 2:  # in alternation with the engine, so that both see the same spells
+                    runs["raw loop as Dask tasks, 2 workers"] = lambda part, client, raw=raw: raw_as_dask_tasks(
+                        part, raw, client
+                    )
+                for work in runs.values():  # warm this path
+                    side_by_side(ds.select(np.arange(min(len(ds), 64))), level, sides[level], client, work)
                 for _ in range(rounds):
-                    engine_cpu, raw_cpu, wall = side_by_side(ds, level, sides[level], client)
-                    out.setdefault((level, path), []).append(engine_cpu / raw_cpu - 1)
-                    if client is not None:
-                        ticking.setdefault((level, path), []).append(idle_rate * wall / 2 / (raw_cpu * len(ds)))
+                    for name, work in runs.items():
+                        engine_cpu, raw_cpu, wall = side_by_side(ds, level, sides[level], client, work)
+                        out.setdefault((level, name), []).append(engine_cpu / raw_cpu - 1)
+                        if client is not None:
+                            ticking.setdefault((level, name), []).append(idle_rate * wall / 2 / (raw_cpu * len(ds)))
             pin(os.getpid(), every_core)
             for side in sides.values():
                 for proc in side.procs:
@@ -417,8 +442,9 @@ def main() -> None:
         q1, median, q3 = np.percentile(values, [25, 50, 75])
         lo, hi = median_interval(values)
         loops = "2 raw loops" if "2 workers" in path else "a raw loop"
+        shown = path.replace("raw loop as Dask tasks", "the raw loop as Dask tasks")
         print(
-            f"{level}: {path}, side by side with {loops}: CPU per label {median:+.1%} (95% interval of the median "
+            f"{level}: {shown}, side by side with {loops}: CPU per label {median:+.1%} (95% interval of the median "
             f"{lo:+.1%} .. {hi:+.1%}; quartiles {q1:+.1%} .. {q3:+.1%}; {len(values)} runs)"
         )
         if (level, path) in ticking:
@@ -427,6 +453,15 @@ def main() -> None:
             print(
                 f"    of which {np.median(ticking[level, path]):.1%} is the idle event loops' cost for the extra time "
                 f"the engine takes beside the raw loops; without it: {np.median(alone):+.1%} ({lo:+.1%} .. {hi:+.1%})"
+            )
+    for level, _, _ in cases:
+        floor = beside.get((level, "raw loop as Dask tasks, 2 workers"))
+        if floor is not None:  # paired by round: the two ran one after the other
+            own = np.asarray(beside[level, "engine, Dask 2 workers"]) - np.asarray(floor)
+            lo, hi = median_interval(own)
+            print(
+                f"{level}: engine, Dask 2 workers, over the raw loop as Dask tasks on the same cluster (run by run): "
+                f"{np.median(own):+.1%} ({lo:+.1%} .. {hi:+.1%}): the engine's own cost, without the cluster's"
             )
     for level in two_cores:
         q1, median, q3 = np.percentile(two_cores[level], [25, 50, 75])
