@@ -309,3 +309,23 @@ def test_a_damaged_batch_is_a_clear_error_naming_what_does_not_fit(tmp_path):
         store.conn.execute("""UPDATE batches SET labels = '{"status": ["done", "done"]}'""")
         with pytest.raises(ValueError, match=r"labels.sqlite: batch 1 of the label store is damaged: 'has_forces'"):
             store.summary()
+
+
+def test_a_stored_label_whose_atoms_do_not_match_its_configuration_is_a_clear_error(tmp_path):
+    """A label filed under the key of another configuration (a store written by hand, or damaged):
+    the job that reads it back names the file and the configuration instead of placing wrong forces."""
+    ds = waters(2, seed=5)
+    level = Level("gfn2-xtb")
+    keys = configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], [0, 0], [None] * 2)
+    h2 = molecule("H2")
+    with LabelStore(tmp_path) as store:
+        record = compute_label(h2.numbers, h2.positions, level)
+        store.put(level, keys[1], h2.numbers, h2.positions, 0, None, record)
+    job = label(ds, level, store=tmp_path, background=False, progress=False)
+    with pytest.raises(
+        ValueError, match=r"labels.sqlite: the gfn2-xtb label of configuration 1 has 2 atoms, the configuration 3"
+    ):
+        job.result()
+    assert job.n_computed == 1  # the other configuration's label is computed and kept
+    with LabelStore(tmp_path) as store:
+        assert store.status(level, keys)[keys[0]] == ("done", True)

@@ -228,7 +228,9 @@ class LabelJob(Job):
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         """The input dataset plus the labels of ``keys`` (those of ``self.indices``), placed column
-        by column from their batches rather than label by label (~10 ms less per 2048 xTB labels)."""
+        by column from their batches rather than label by label (per 2048 xTB labels on 2 Dask
+        workers, 7 ms instead of 15-26 ms). A label whose atom count differs from its configuration's
+        (a damaged store) is a ValueError naming the store and the configuration."""
         ds, name = self.dataset, self.level.name
         sources = self._label_sources(store, keys)
         # each label's place in the sources' batches laid end to end (-1: none), then batch and position
