@@ -9,14 +9,20 @@ energy, and zero forces. The PBE forces are never trained on, so beating the zer
 shows what the low level's forces taught the shared trunk.
 """
 
+import copy
+
 import numpy as np
 import pytest
+import torch
 
 import workbench as wb
 from workbench.data import concatenate
 from workbench.qm import label
 from workbench.qm.sampling import random_displacements
+from workbench.models import Batch, build_model, energy_and_forces
 from workbench.training import LearningCurve, TrainedModel, train
+from workbench.training.settings import TrainSettings
+from workbench.training.stages import transplant
 
 LOW, HIGH = "gfn2-xtb", "pbe+vdw-ts"
 SMALL = dict(n_features=16, n_interactions=1, n_atom_layers=1, n_sensitivities=10, cutoff=4.0)
@@ -71,6 +77,57 @@ def test_multifidelity_learns_high_level_energies_and_forces_it_never_saw(levels
     assert {f"val_energy_mae[{HIGH}]", f"val_forces_mae[{LOW}]", f"train_energy_rmse[{LOW}]"} <= set(hist.columns)
 
 
+def test_multifidelity_with_a_residual_head_learns_and_its_forces_are_the_low_heads_plus_the_correction(levels):
+    train_set, test = levels
+    model = train(
+        train_set,
+        family="hipnn",
+        recipe="multifidelity",
+        fidelities=BOTH,
+        model={**SMALL, "fidelity_mode": "residual"},
+        **FAST,
+    ).result()
+    assert_learns(model, train_set, test)
+    module = model.module
+    assert module.fidelities == [LOW, HIGH] and module.heads.residual
+    # the same trunk with the lowest head's readout switched off: its high head is the correction alone
+    correction_only = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in correction_only.heads.readouts[0].parameters():
+            p.zero_()
+    batch = Batch.from_dataset(test, dtype=torch.float32)
+    _, f_low = energy_and_forces(module, batch, LOW)
+    _, f_high = energy_and_forces(module, batch, HIGH)
+    _, f_corr = energy_and_forces(correction_only, batch, HIGH)
+    assert float(f_corr.abs().mean()) > 1e-3  # the correction learnt something
+    np.testing.assert_allclose(f_high.detach().numpy(), (f_low + f_corr).detach().numpy(), atol=1e-5)
+    # before training the high head is the low head (a constant apart: the reference energies)
+    fresh = build_model("hipnn", module.elements, fidelities=[LOW, HIGH], fidelity_mode="residual", **SMALL)
+    fresh.initialise(train_set)
+    _, f0_low = energy_and_forces(fresh, batch, LOW)
+    _, f0_high = energy_and_forces(fresh, batch, HIGH)
+    assert torch.equal(f0_low, f0_high)
+
+
+def test_a_residual_model_becomes_plain_heads_that_predict_the_same(levels):
+    train_set, test = levels
+    torch.manual_seed(0)
+    model = build_model("gmnn", [1, 6, 8], fidelities=[LOW, HIGH], fidelity_mode="residual", hidden=[16, 16])
+    model.initialise(train_set)
+    with torch.no_grad():
+        torch.nn.init.normal_(model.heads.readouts[1][-1].weight, std=0.3)
+    batch = Batch.from_dataset(test, dtype=torch.float32)
+    before = model(batch)
+    plain = transplant(model, {HIGH: HIGH, LOW: LOW}, TrainSettings(device="cpu"))
+    after = plain(batch)
+    assert plain.fidelity_mode == "heads" and plain.fidelities == [HIGH, LOW]
+    for name in (LOW, HIGH):
+        np.testing.assert_allclose(after[name].detach().numpy(), before[name].detach().numpy(), rtol=0, atol=1e-4)
+    nonlinear = build_model("gmnn", [1, 6, 8], fidelities=[LOW, HIGH], fidelity_mode="residual", readout_hidden=[4])
+    with pytest.raises(ValueError, match="readouts are linear"):
+        transplant(nonlinear, {HIGH: HIGH}, TrainSettings(device="cpu"))
+
+
 @pytest.mark.slow
 def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk(levels):
     train_set, test = levels
@@ -100,7 +157,7 @@ def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk
     err = model.evaluate(test, HIGH)
     assert err["energy_mae"] < 0.25 * e_base and err["forces_mae"] < f_base, (err, e_base, f_base)
     assert model.settings["recipe_options"]["finetune_lr_factor"] == 0.2
-    with pytest.raises(ValueError, match="needs fidelity_mode='heads'"):
+    with pytest.raises(ValueError, match="needs a head per level"):
         embedded = {**SMALL, "fidelity_mode": "embedding"}
         train(
             train_set,

@@ -117,7 +117,7 @@ class GMNN(AtomisticModel):
         trunk = mlp(n_inv + self.n_fidelity_inputs, hidden[:-1], hidden[-1], activation)
         self.network = nn.Sequential(*trunk, make_activation(activation))
         self.heads = FidelityHeads(
-            hidden[-1], self.n_fidelities, e, hidden=readout_hidden, act=activation, shared=fidelity_mode == "embedding"
+            hidden[-1], self.n_fidelities, e, hidden=readout_hidden, act=activation, mode=fidelity_mode
         )
 
     def invariants(self, batch: Batch, species: torch.Tensor, neighbours: Neighbourhood) -> torch.Tensor:

@@ -3,9 +3,16 @@
 A shared trunk turns each atom's environment into features; head ``k`` maps them to an atomic
 energy ``e_i = s_k * readout_k(h_i) + E_ref[k, Z_i]`` (eV). The reference energies absorb the
 large, composition-only part of each level's total energy (levels differ by hundreds of kcal/mol
-per molecule), so the networks learn only what depends on geometry. With ``shared=True`` one
-readout serves every fidelity (the fidelity then enters the trunk as an input embedding), while
-the reference energies stay per fidelity.
+per molecule), so the networks learn only what depends on geometry. Three designs (``mode``):
+
+- ``"heads"``: a readout per fidelity (arXiv:2505.01590).
+- ``"embedding"``: one readout serves every fidelity (the fidelity then enters the trunk as an input),
+  while the reference energies stay per fidelity.
+- ``"residual"``: head 0 (the lowest level) is a readout of its own; every higher head ``k`` is the
+  lowest level's atomic energy plus a correction readout, ``e_i = s_0 * readout_0(h_i) +
+  s_k * correction_k(h_i) + E_ref[k, Z_i]``. The correction starts at zero, so a higher level with
+  energies only starts on the lowest level's surface (whose forces shaped the trunk) and learns the
+  difference between the two levels.
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
+#: How the heads relate (see the module docstring).
+HEAD_MODES = ("heads", "embedding", "residual")
 ACTIVATIONS = {"softplus": nn.Softplus, "silu": nn.SiLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
@@ -68,8 +77,10 @@ class FidelityHeads(nn.Module):
         Hidden widths of each readout network (empty: a linear readout).
     act
         Activation between readout layers.
-    shared
-        One readout for all fidelities (fidelity given to the trunk as an input embedding).
+    mode
+        ``"heads"``, ``"embedding"`` (one readout for all fidelities, the fidelity given to the trunk
+        as an input) or ``"residual"`` (higher heads are the lowest head plus a correction that starts
+        at zero); see the module docstring.
     """
 
     def __init__(
@@ -79,21 +90,44 @@ class FidelityHeads(nn.Module):
         n_elements: int,
         hidden: Sequence[int] = (),
         act: str = "softplus",
-        shared: bool = False,
+        mode: str = "heads",
     ):
         super().__init__()
-        n_readouts = 1 if shared else n_fidelities
-        self.shared = shared
+        if mode not in HEAD_MODES:
+            raise ValueError(f"mode must be one of {HEAD_MODES}, got {mode!r}")
+        self.mode = mode
+        n_readouts = 1 if self.shared else n_fidelities
         self.readouts = nn.ModuleList(mlp(n_features, hidden, 1, act) for _ in range(n_readouts))
+        if self.residual:
+            for correction in self.readouts[1:]:
+                nn.init.zeros_(correction[-1].weight)
+                nn.init.zeros_(correction[-1].bias)
         #: ``(n_fidelities, n_elements)`` eV per atom of each element, per fidelity.
         self.references = nn.Parameter(torch.zeros(n_fidelities, n_elements, dtype=torch.float64))
         #: ``(n_fidelities,)`` eV: typical size of the geometry-dependent atomic energy.
         self.register_buffer("energy_scale", torch.ones(n_fidelities, dtype=torch.float64))
 
-    def atomic_energy(self, k: int, features: torch.Tensor) -> torch.Tensor:
-        """Geometry-dependent atomic energies ``(A,)`` (eV) of head ``k``, without references."""
+    @property
+    def shared(self) -> bool:
+        """One readout serves every fidelity."""
+        return self.mode == "embedding"
+
+    @property
+    def residual(self) -> bool:
+        """Higher heads are the lowest head plus a correction."""
+        return self.mode == "residual"
+
+    def own_energy(self, k: int, features: torch.Tensor) -> torch.Tensor:
+        """``(A,)`` eV: what head ``k``'s own readout adds (in residual mode, the correction alone for k > 0)."""
         readout = self.readouts[0 if self.shared else k]
         return readout(features).squeeze(-1) * self.energy_scale[k].to(features.dtype)
+
+    def atomic_energy(self, k: int, features: torch.Tensor) -> torch.Tensor:
+        """Geometry-dependent atomic energies ``(A,)`` (eV) of head ``k``, without references."""
+        energy = self.own_energy(k, features)
+        if self.residual and k > 0:
+            energy = energy + self.own_energy(0, features)
+        return energy
 
     def _readout_tensors(self, k: int, relative_to: int) -> list[torch.Tensor]:
         """Head ``k``'s readout parameters, the last layer's times ``s_k / s_relative_to`` (the energy
@@ -109,8 +143,8 @@ class FidelityHeads(nn.Module):
     def copy_readout(self, source: int, target: int) -> None:
         """Make head ``target`` give the atomic energies of head ``source`` (same readout, rescaled to
         the target's energy scale); the reference energies stay each head's own."""
-        if self.shared:
-            raise ValueError("one readout serves every fidelity; there is nothing to copy")
+        if self.mode != "heads":
+            raise ValueError(f"copying a readout needs a readout per fidelity (mode 'heads'), not {self.mode!r}")
         layers_t = [m for m in self.readouts[target] if isinstance(m, nn.Linear)]
         layers_s = [m for m in self.readouts[source] if isinstance(m, nn.Linear)]
         ratio = float(self.energy_scale[source] / self.energy_scale[target])
@@ -123,15 +157,19 @@ class FidelityHeads(nn.Module):
     def tie_penalty(self, anchor: int) -> torch.Tensor:
         """Sum over heads ``k != anchor`` of the squared differences between head ``k``'s readout
         parameters and the anchor's (dimensionless; last layers compared in units of the anchor's
-        energy scale). Zero when every head gives the anchor's atomic energies."""
+        energy scale). Zero when every head gives the anchor's atomic energies. In residual mode
+        (anchor 0) the corrections' own parameters are what is penalised: zero when they vanish."""
         if self.shared:
             raise ValueError("one readout serves every fidelity; there are no heads to tie")
+        if self.residual and anchor != 0:
+            raise ValueError("residual heads are built on head 0, the lowest level; tie them to it")
         base = self._readout_tensors(anchor, anchor)
         total = self.references.new_zeros(())
         for k in range(len(self.readouts)):
             if k != anchor:
                 for mine, theirs in zip(self._readout_tensors(k, anchor), base, strict=True):
-                    total = total + ((mine - theirs) ** 2).sum().to(total.dtype)
+                    difference = mine if self.residual else mine - theirs
+                    total = total + (difference**2).sum().to(total.dtype)
         return total
 
     def reference_energy(self, k: int, composition: torch.Tensor) -> torch.Tensor:

@@ -64,8 +64,9 @@ class HIPNN(AtomisticModel):
     fidelities
         Names of the levels of theory (one head each).
     fidelity_mode
-        ``"heads"`` (a readout per fidelity on one trunk) or ``"embedding"`` (the fidelity one-hot is
-        an input of the trunk; one shared readout).
+        ``"heads"`` (a readout per fidelity on one trunk), ``"embedding"`` (the fidelity one-hot is
+        an input of the trunk; one shared readout) or ``"residual"`` (each higher fidelity's head is
+        the first fidelity's plus a correction that starts at zero; list the lowest level first).
     n_features
         Width of every hidden layer.
     n_interactions
@@ -128,7 +129,7 @@ class HIPNN(AtomisticModel):
             self.n_elements,
             hidden=cfg["readout_hidden"],
             act=act,
-            shared=self.fidelity_mode == "embedding",
+            mode=self.fidelity_mode,
         )
 
     def _interaction_layer(self, n_in: int, n_out: int) -> nn.Module:

@@ -96,16 +96,16 @@ def multifidelity(
     if finetune_lr_factor is not None:  # checked before the joint fit, not after it
         if family == "linear":
             raise ValueError("multifidelity: the linear family has no trunk to fine-tune")
-        if model.fidelity_mode != "heads":
-            raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs fidelity_mode='heads'")
+        if model.fidelity_mode == "embedding":
+            raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs a head per level")
         if target not in names:
             raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
     tie = float(tie_heads or 0.0)
     if tie:
         if family == "linear":
             raise ValueError("multifidelity: the linear family fits each head on its own; there are no heads to tie")
-        if model.fidelity_mode != "heads":
-            raise ValueError("multifidelity: tying heads needs a head per level, fidelity_mode='heads'")
+        if model.fidelity_mode == "embedding":
+            raise ValueError("multifidelity: tying heads needs a head per level, fidelity_mode='heads' or 'residual'")
         if tie < 0 or len(names) < 2:
             raise ValueError(f"multifidelity: tie_heads needs a strength > 0 and two levels or more, got {tie_heads!r}")
     model.initialise(select_labels(train, fidelities))
@@ -114,8 +114,9 @@ def multifidelity(
         return _trained(model, "multifidelity", names, history, train, {})
     recorded = {}
     if tie:
-        for k in range(1, len(names)):  # names[0] is the lowest level
-            model.heads.copy_readout(0, k)
+        if model.fidelity_mode == "heads":  # residual corrections already start at zero
+            for k in range(1, len(names)):  # names[0] is the lowest level
+                model.heads.copy_readout(0, k)
         recorded["tie_heads"] = tie
     joint = train_stage(model, train, validation, fidelities, settings, ctx, "train", tie=tie, anchor=names[0])
     if finetune_lr_factor is None:

@@ -124,9 +124,12 @@ def train_stage(
 def transplant(model: AtomisticModel, mapping: Mapping[str, str], settings: TrainSettings) -> AtomisticModel:
     """A new model of the same family and settings whose heads are ``mapping`` keys, each a copy of
     the old head named by its value; the trunk is copied as it is (reference energies and energy
-    scales come along with their heads)."""
+    scales come along with their heads). A residual model's heads become plain heads, each giving
+    the atomic energies it gave as the lowest head plus its correction (linear readouts only)."""
+    if model.fidelity_mode == "residual":
+        model = _fold_residual(model)
     if model.fidelity_mode != "heads":
-        raise ValueError("moving heads between models needs fidelity_mode='heads'")
+        raise ValueError("moving heads between models needs fidelity_mode='heads' or 'residual'")
     cfg = model.get_settings()
     cfg["fidelities"] = list(mapping)
     new = type(model)(**cfg)
@@ -147,3 +150,25 @@ def transplant(model: AtomisticModel, mapping: Mapping[str, str], settings: Trai
             state[key] = old_state[key]
     new.load_state_dict(state)
     return new
+
+
+def _fold_residual(model: AtomisticModel) -> AtomisticModel:
+    """The same model with ``fidelity_mode="heads"``: each higher head's correction is added into a
+    readout of its own (``s_k w_k + s_0 w_0``, in units of ``s_k``), which a linear readout allows."""
+    heads = model.heads
+    if any(len(readout) != 1 for readout in heads.readouts):
+        raise ValueError("a residual model's heads can be separated only when the readouts are linear (readout_hidden=[])")
+    cfg = {**model.get_settings(), "fidelity_mode": "heads"}
+    plain = type(model)(**cfg)
+    if heads.readouts[0][0].weight.dtype == torch.float64:
+        plain = plain.double()
+    plain = plain.to(heads.references.device)
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        base = heads.readouts[0][0]
+        for k in range(1, len(heads.readouts)):
+            ratio = float(heads.energy_scale[0] / heads.energy_scale[k])
+            layer = plain.heads.readouts[k][0]
+            layer.weight.add_(base.weight * ratio)
+            layer.bias.add_(base.bias * ratio)
+    return plain
