@@ -126,7 +126,9 @@ def split(ds, n_test: int, budget: int, seed: int = 0, target: str = "reference"
     kept = np.searchsorted(rest, budget_idx)
     if target == "reference":
         for name in (ref, top) if top != ref else (ref,):
-            train = train.keep_labels(name, indices=kept, properties=("energy", "forces") if name == ref else ("energy",))
+            train = train.keep_labels(
+                name, indices=kept, properties=("energy", "forces") if name == ref else ("energy",)
+            )
     else:
         train = train.keep_labels(top, indices=kept, properties=("energy",))
     return train, ds.select(test_idx)
@@ -163,9 +165,7 @@ def strategy_kwargs(
         ),
         # the joint fit, then the trunk and the high-level head alone on the high-level energies at 0.1x the
         # learning rate (as transfer's fine-tuning)
-        "multifidelity, then fine-tuned": dict(
-            recipe="multifidelity", fidelities=every, finetune_lr_factor=0.1, **ft
-        ),
+        "multifidelity, then fine-tuned": dict(recipe="multifidelity", fidelities=every, finetune_lr_factor=0.1, **ft),
         # the high-level head starts as a copy of the low-level one and is held near it by a penalty
         "multifidelity (tied heads)": dict(recipe="multifidelity", fidelities=every, tie_heads=tie),
         "multifidelity (tied heads), then fine-tuned": dict(
@@ -182,7 +182,11 @@ def strategy_kwargs(
             finetune_lr_factor=0.1,
             **ft,
         ),
-        "delta": dict(recipe="delta", fidelities={low: ("energy", "forces"), goal: ("energy",)}, delta_model=DELTA_MODELS.get(family)),
+        "delta": dict(
+            recipe="delta",
+            fidelities={low: ("energy", "forces"), goal: ("energy",)},
+            delta_model=DELTA_MODELS.get(family),
+        ),
         "transfer": dict(recipe="transfer", fidelities=every, **ft),
         "meta": dict(recipe="meta", fidelities=every, meta_epochs=epochs // 2, **ft),
     }
@@ -213,15 +217,19 @@ def run_one(args: dict) -> dict:
         extra["weights"] = {**extra.get("weights", {}), goal: {"energy": weight}}
         strategy += f", high energy weight {weight:g}"  # a run at another weight is another row
     # with --defaults, what wb.train does when a user changes nothing (but the seed and the device)
-    settings = {} if args.get("defaults") else {
-        "max_epochs": args["epochs"],
-        "patience": args["patience"],
-        "batch_size": args["batch_size"],
-        "lr": args["lr"],
-        "lr_patience": args["lr_patience"],
-        "force_weight": args["force_weight"],
-        "ema_decay": args["ema_decay"],
-    }
+    settings = (
+        {}
+        if args.get("defaults")
+        else {
+            "max_epochs": args["epochs"],
+            "patience": args["patience"],
+            "batch_size": args["batch_size"],
+            "lr": args["lr"],
+            "lr_patience": args["lr_patience"],
+            "force_weight": args["force_weight"],
+            "ema_decay": args["ema_decay"],
+        }
+    )
     if args.get("max_time"):
         settings["max_time"] = args["max_time"]
     start = time.perf_counter()

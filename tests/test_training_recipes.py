@@ -17,9 +17,9 @@ import torch
 
 import workbench as wb
 from workbench.data import concatenate
+from workbench.models import Batch, build_model, energy_and_forces
 from workbench.qm import label
 from workbench.qm.sampling import random_displacements
-from workbench.models import Batch, build_model, energy_and_forces
 from workbench.training import LearningCurve, TrainedModel, train
 from workbench.training.settings import TrainSettings
 from workbench.training.stages import transplant

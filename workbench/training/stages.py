@@ -157,7 +157,9 @@ def _fold_residual(model: AtomisticModel) -> AtomisticModel:
     readout of its own (``s_k w_k + s_0 w_0``, in units of ``s_k``), which a linear readout allows."""
     heads = model.heads
     if any(len(readout) != 1 for readout in heads.readouts):
-        raise ValueError("a residual model's heads can be separated only when the readouts are linear (readout_hidden=[])")
+        raise ValueError(
+            "a residual model's heads can be separated only when the readouts are linear (readout_hidden=[])"
+        )
     cfg = {**model.get_settings(), "fidelity_mode": "heads"}
     plain = type(model)(**cfg)
     if heads.readouts[0][0].weight.dtype == torch.float64:
