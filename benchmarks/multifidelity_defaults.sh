@@ -16,7 +16,7 @@ args=(--defaults --families hipnn --seeds 0 1 2 --targets reference top --n-low 
       --tie 0.1 --jobs "$JOBS" --gpu-jobs "$GPU_JOBS" --out "$OUT/runs.csv" --save-dir "$OUT/models"
       --strategies "single E" "single E+F" "multifidelity" "multifidelity (tied heads)"
                    "multifidelity (residual head)" "multifidelity (residual head), then fine-tuned"
-                   "multifidelity, then fine-tuned" "transfer" "delta")
+                   "transfer" "delta")
 [ -n "$MAX_TIME" ] && args+=(--max-time "$MAX_TIME")
 if [ "$LIMIT" -gt 0 ]; then
   timeout "$LIMIT" python3 benchmarks/multifidelity.py "${args[@]}" 2>&1 | tee "$OUT/log.txt"
