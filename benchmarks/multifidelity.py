@@ -218,7 +218,7 @@ def run_one(args: dict) -> dict:
         strategy += f", high energy weight {weight:g}"  # a run at another weight is another row
     # with --defaults, what wb.train does when a user changes nothing (but the seed and the device)
     settings = (
-        {}
+        ({"max_epochs": args["max_epochs"]} if args.get("max_epochs") else {})
         if args.get("defaults")
         else {
             "max_epochs": args["epochs"],
@@ -463,6 +463,7 @@ def main(argv=None) -> pd.DataFrame:
         help="wb.train's own settings and each family's default size, as a user who changes nothing gets",
     )
     parser.add_argument("--epochs", type=int, default=600)
+    parser.add_argument("--max-epochs", type=int, help="with --defaults: the one setting changed, max_epochs")
     parser.add_argument("--finetune-epochs", type=int, default=500)
     parser.add_argument("--patience", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -507,6 +508,7 @@ def main(argv=None) -> pd.DataFrame:
             "budget": args.budget,
             "n_low": args.n_low,
             "defaults": args.defaults,
+            "max_epochs": args.max_epochs,
             "epochs": args.epochs,
             "finetune_epochs": None if args.defaults else args.finetune_epochs,
             "patience": args.patience,

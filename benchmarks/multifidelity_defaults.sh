@@ -9,6 +9,8 @@ OUT=${OUT:-benchmarks/results/defaults}
 JOBS=${JOBS:-$(nproc)}
 GPU_JOBS=${GPU_JOBS:-0}
 MAX_TIME=${MAX_TIME:-}
+MAX_EPOCHS=${MAX_EPOCHS:-}
+STRATEGIES=${STRATEGIES:-all}
 LIMIT=${LIMIT:-0}   # seconds before the benchmark is stopped (what finished stays in runs.csv); 0: none
 mkdir -p "$OUT/models"
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" OMP_NUM_THREADS=1 PYTHONUNBUFFERED=1
@@ -18,6 +20,9 @@ args=(--defaults --families hipnn --seeds 0 1 2 --targets reference top --n-low 
                    "multifidelity (residual head)" "multifidelity (residual head), then fine-tuned"
                    "transfer" "delta")
 [ -n "$MAX_TIME" ] && args+=(--max-time "$MAX_TIME")
+[ -n "$MAX_EPOCHS" ] && args+=(--max-epochs "$MAX_EPOCHS")
+# the three that decide the default, alone: the old default, the new one and its rival
+[ "$STRATEGIES" = finalists ] && args+=(--strategies "multifidelity" "multifidelity (residual head), then fine-tuned" "transfer")
 if [ "$LIMIT" -gt 0 ]; then
   timeout "$LIMIT" python3 benchmarks/multifidelity.py "${args[@]}" 2>&1 | tee "$OUT/log.txt"
 else

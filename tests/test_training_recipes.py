@@ -112,16 +112,19 @@ def test_multifidelity_with_a_residual_head_learns_and_its_forces_are_the_low_he
 def test_a_residual_model_becomes_plain_heads_that_predict_the_same(levels):
     train_set, test = levels
     torch.manual_seed(0)
-    model = build_model("gmnn", [1, 6, 8], fidelities=[LOW, HIGH], fidelity_mode="residual", hidden=[16, 16])
+    levels3 = [LOW, "mp2/cc-pvdz", HIGH]  # each head is the one below plus a correction
+    model = build_model("gmnn", [1, 6, 8], fidelities=levels3, fidelity_mode="residual", hidden=[16, 16])
     model.initialise(train_set)
     with torch.no_grad():
-        torch.nn.init.normal_(model.heads.readouts[1][-1].weight, std=0.3)
+        model.heads.energy_scale.copy_(torch.tensor([0.3, 0.2, 0.05], dtype=torch.float64))
+        for k in (1, 2):
+            torch.nn.init.normal_(model.heads.readouts[k][-1].weight, std=0.3)
     batch = Batch.from_dataset(test, dtype=torch.float32)
     before = model(batch)
-    plain = transplant(model, {HIGH: HIGH, LOW: LOW}, TrainSettings(device="cpu"))
+    plain = transplant(model, {HIGH: HIGH, LOW: LOW, "mp2/cc-pvdz": "mp2/cc-pvdz"}, TrainSettings(device="cpu"))
     after = plain(batch)
-    assert plain.fidelity_mode == "heads" and plain.fidelities == [HIGH, LOW]
-    for name in (LOW, HIGH):
+    assert plain.fidelity_mode == "heads" and plain.fidelities == [HIGH, LOW, "mp2/cc-pvdz"]
+    for name in levels3:
         np.testing.assert_allclose(after[name].detach().numpy(), before[name].detach().numpy(), rtol=0, atol=1e-4)
     nonlinear = build_model("gmnn", [1, 6, 8], fidelities=[LOW, HIGH], fidelity_mode="residual", readout_hidden=[4])
     with pytest.raises(ValueError, match="readouts are linear"):

@@ -9,10 +9,10 @@ per molecule), so the networks learn only what depends on geometry. Three design
 - ``"embedding"``: one readout serves every fidelity (the fidelity then enters the trunk as an input),
   while the reference energies stay per fidelity.
 - ``"residual"``: head 0 (the lowest level) is a readout of its own; every higher head ``k`` is the
-  lowest level's atomic energy plus a correction readout, ``e_i = s_0 * readout_0(h_i) +
-  s_k * correction_k(h_i) + E_ref[k, Z_i]``. The correction starts at zero, so a higher level with
-  energies only starts on the lowest level's surface (whose forces shaped the trunk) and learns the
-  difference between the two levels.
+  head below it plus a correction readout, ``e_i^k = e_i^(k-1) + s_k * correction_k(h_i)`` (plus
+  ``E_ref[k, Z_i]``). A correction starts at zero, so a level with energies only starts on the surface
+  of the level below (whose forces shaped the trunk) and learns the difference between the two:
+  with levels ordered by rank, CCSD(T) = MP2 + a small correction, MP2 = GFN2-xTB + a larger one.
 """
 
 from __future__ import annotations
@@ -114,19 +114,19 @@ class FidelityHeads(nn.Module):
 
     @property
     def residual(self) -> bool:
-        """Higher heads are the lowest head plus a correction."""
+        """Each higher head is the head below it plus a correction."""
         return self.mode == "residual"
 
     def own_energy(self, k: int, features: torch.Tensor) -> torch.Tensor:
-        """``(A,)`` eV: what head ``k``'s own readout adds (in residual mode, the correction alone for k > 0)."""
+        """``(A,)`` eV: what head ``k``'s own readout gives (in residual mode, its correction alone for k > 0)."""
         readout = self.readouts[0 if self.shared else k]
         return readout(features).squeeze(-1) * self.energy_scale[k].to(features.dtype)
 
     def atomic_energy(self, k: int, features: torch.Tensor) -> torch.Tensor:
         """Geometry-dependent atomic energies ``(A,)`` (eV) of head ``k``, without references."""
         energy = self.own_energy(k, features)
-        if self.residual and k > 0:
-            energy = energy + self.own_energy(0, features)
+        for below in range(k - 1, -1, -1) if self.residual else ():
+            energy = energy + self.own_energy(below, features)
         return energy
 
     def _readout_tensors(self, k: int, relative_to: int) -> list[torch.Tensor]:
@@ -158,7 +158,7 @@ class FidelityHeads(nn.Module):
         """Sum over heads ``k != anchor`` of the squared differences between head ``k``'s readout
         parameters and the anchor's (dimensionless; last layers compared in units of the anchor's
         energy scale). Zero when every head gives the anchor's atomic energies. In residual mode
-        (anchor 0) the corrections' own parameters are what is penalised: zero when they vanish."""
+        (anchor 0) the corrections' own parameters are what is penalised: zero when they all vanish."""
         if self.shared:
             raise ValueError("one readout serves every fidelity; there are no heads to tie")
         if self.residual and anchor != 0:

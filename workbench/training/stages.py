@@ -153,8 +153,8 @@ def transplant(model: AtomisticModel, mapping: Mapping[str, str], settings: Trai
 
 
 def _fold_residual(model: AtomisticModel) -> AtomisticModel:
-    """The same model with ``fidelity_mode="heads"``: each higher head's correction is added into a
-    readout of its own (``s_k w_k + s_0 w_0``, in units of ``s_k``), which a linear readout allows."""
+    """The same model with ``fidelity_mode="heads"``: each head's readout becomes the sum of its own and
+    those of the heads below it (``sum_j<=k s_j w_j``, in units of ``s_k``), which linear readouts allow."""
     heads = model.heads
     if any(len(readout) != 1 for readout in heads.readouts):
         raise ValueError(
@@ -167,10 +167,10 @@ def _fold_residual(model: AtomisticModel) -> AtomisticModel:
     plain = plain.to(heads.references.device)
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
-        base = heads.readouts[0][0]
         for k in range(1, len(heads.readouts)):
-            ratio = float(heads.energy_scale[0] / heads.energy_scale[k])
             layer = plain.heads.readouts[k][0]
-            layer.weight.add_(base.weight * ratio)
-            layer.bias.add_(base.bias * ratio)
+            for below in range(k):
+                ratio = float(heads.energy_scale[below] / heads.energy_scale[k])
+                layer.weight.add_(heads.readouts[below][0].weight * ratio)
+                layer.bias.add_(heads.readouts[below][0].bias * ratio)
     return plain
