@@ -65,10 +65,28 @@ def assert_learns(model: TrainedModel, train_set, test, energy_factor=0.5, force
     return err
 
 
-@pytest.mark.slow
-def test_multifidelity_learns_high_level_energies_and_forces_it_never_saw(levels):
+def test_multifidelity_by_default_fits_residual_heads_then_fine_tunes_the_target(levels):
     train_set, test = levels
     model = train(train_set, family="hipnn", recipe="multifidelity", fidelities=BOTH, model=SMALL, **FAST).result()
+    assert model.fidelities == [HIGH] and model.recipe == "multifidelity"
+    options = model.settings["recipe_options"]
+    assert options["fidelity_mode"] == "residual" and options["finetune_lr_factor"] == 0.1
+    assert list(model.history.groupby("stage", sort=False).size().index) == ["train", "finetune"]
+    assert_learns(model, train_set, test)
+
+
+@pytest.mark.slow
+def test_multifidelity_without_fine_tuning_learns_high_level_energies_and_forces_it_never_saw(levels):
+    train_set, test = levels
+    model = train(
+        train_set,
+        family="hipnn",
+        recipe="multifidelity",
+        fidelities=BOTH,
+        model={**SMALL, "fidelity_mode": "heads"},
+        finetune_lr_factor=None,
+        **FAST,
+    ).result()
     assert model.fidelities == [LOW, HIGH] and model.recipe == "multifidelity"
     assert_learns(model, train_set, test)
     low = model.evaluate(test, LOW)
@@ -85,6 +103,7 @@ def test_multifidelity_with_a_residual_head_learns_and_its_forces_are_the_low_he
         recipe="multifidelity",
         fidelities=BOTH,
         model={**SMALL, "fidelity_mode": "residual"},
+        finetune_lr_factor=None,
         **FAST,
     ).result()
     assert_learns(model, train_set, test)
@@ -152,7 +171,8 @@ def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk
     hist = model.history
     joint, fine = hist[hist["stage"] == "train"], hist[hist["stage"] == "finetune"]
     key = f"val_energy_mae[{HIGH}]" if f"val_energy_mae[{HIGH}]" in hist else f"train_energy_mae[{HIGH}]"
-    assert fine[key].min() <= joint[key].min() * 1.05, (fine[key].min(), joint[key].min())
+    left = joint.loc[joint["val_loss"].idxmin(), key]  # the joint fit's weights kept: those of its best epoch
+    assert fine[key].min() <= left * 1.05, (fine[key].min(), left)
     # On 14 energies, 30 epochs of energy-only fine-tuning trade some of the trunk's force quality for
     # energies (here about 0.8x the zero-force baseline, against 0.55x without it); the forces must
     # still carry what the low level taught.
@@ -180,9 +200,17 @@ def test_multifidelity_then_fine_tuned_keeps_the_target_head_and_moves_the_trunk
 def test_multifidelity_with_tied_heads_learns_and_the_tie_holds_the_high_head_near_the_low_one(levels):
     train_set, test = levels
 
-    def tied(strength):
+    def tied(strength):  # free heads tied to the lowest one, and no fine-tuning: the joint fit alone
+        heads = {**SMALL, "fidelity_mode": "heads"}
         return train(
-            train_set, family="hipnn", recipe="multifidelity", fidelities=BOTH, model=SMALL, tie_heads=strength, **FAST
+            train_set,
+            family="hipnn",
+            recipe="multifidelity",
+            fidelities=BOTH,
+            model=heads,
+            tie_heads=strength,
+            finetune_lr_factor=None,
+            **FAST,
         ).result()
 
     loose, strong = tied(1e-3), tied(1e3)

@@ -67,21 +67,27 @@ def test_choices_become_the_arguments_of_train(ani_state):
     assert options["recipe"] == "multifidelity" and options["target"] == "ccsd(t)/cbs"
     assert options["fidelities"] == {"wb97x/6-31g*": ("energy", "forces"), "ccsd(t)/cbs": ("energy",)}
     assert options["weights"]["wb97x/6-31g*"] == {"energy": 1.0, "forces": 10.0}
-    assert options["model"] == {"n_features": 24} and options["lr"] == 3e-3
-    # a multi-fidelity model with a head per level can end with a fine-tuning stage on the target
-    assert panel.finetune in panel.recipe_options.children and "finetune_lr_factor" not in options
-    panel.finetune.value = True
-    assert panel.train_options()["finetune_lr_factor"] == 0.1
-    # and its heads can be tied to the lowest level's
+    assert options["model"] == {"n_features": 24, "fidelity_mode": "residual"} and options["lr"] == 3e-3
+    # by default each level is the one below plus a correction, and a fine-tuning stage on the target ends
+    # the run (docs/multifidelity-defaults.md)
+    assert panel.finetune in panel.recipe_options.children and options["finetune_lr_factor"] == 0.1
+    panel.finetune.value = False
+    assert panel.train_options()["finetune_lr_factor"] is None
+    # the heads can be tied to the lowest level's
     assert panel.tie_heads in panel.recipe_options.children and "tie_heads" not in options
     panel.tie_heads.value = True
-    assert panel.train_options()["tie_heads"] == 0.1 and panel.train_options()["finetune_lr_factor"] == 0.1
+    assert panel.train_options()["tie_heads"] == 0.1
+    # or be a free readout per level
+    panel.fidelity_mode.value = "heads"
+    assert panel.finetune in panel.recipe_options.children and panel.tie_heads in panel.recipe_options.children
+    assert panel.train_options()["model"] == {"n_features": 24, "fidelity_mode": "heads"}
     # or it can take the level as an input of its trunk instead (then there is no head to fine-tune)
     assert panel.fidelity_mode in panel.recipe_options.children
+    panel.finetune.value = True
     panel.fidelity_mode.value = "embedding"
     assert panel.finetune not in panel.recipe_options.children and panel.tie_heads not in panel.recipe_options.children
     assert panel.train_options()["model"] == {"n_features": 24, "fidelity_mode": "embedding"}
-    assert "finetune_lr_factor" not in panel.train_options() and "tie_heads" not in panel.train_options()
+    assert panel.train_options()["finetune_lr_factor"] is None and "tie_heads" not in panel.train_options()
     panel.family.value = "linear"
     assert panel.fidelity_mode not in panel.recipe_options.children
     assert "fidelity_mode" not in panel.train_options()["model"]
@@ -135,7 +141,8 @@ def test_a_multifidelity_run_with_tied_heads_trains_with_the_penalty(ani_state):
     run = panel.start()
     assert run is not None and run.wait(120) and run.state == "done", panel.error.value
     assert run.model.settings["recipe_options"]["tie_heads"] == 0.1
-    assert (run.model.history["head_tie_penalty"] > 0).all()
+    joint = run.model.history[run.model.history["stage"] == "train"]
+    assert len(joint) and (joint["head_tie_penalty"] > 0).all()
 
 
 def test_a_failing_run_shows_its_error_and_nothing_else_stops(md17_state):

@@ -1,9 +1,9 @@
 """Recipes: ways of turning a fidelity-mixed dataset into a model of the highest level.
 
 - ``single``: one fidelity, energies or energies + forces.
-- ``multifidelity``: every chosen fidelity jointly, one head each on a shared trunk, a masked loss
-  (Lubbers et al.'s multi-fidelity HIP-NN, arXiv:2505.01590); optionally followed by fine-tuning of
-  the trunk and the target's head on the target.
+- ``multifidelity``: every chosen fidelity jointly on a shared trunk, a masked loss (Lubbers et al.'s
+  multi-fidelity HIP-NN, arXiv:2505.01590), by default with residual heads (each level the level below
+  plus a correction) and followed by fine-tuning of the trunk and the target's head on the target.
 - ``delta``: a model of (high - low) on the configurations that have both, added to the low level
   (the QM method itself, or a model of it) (Ramakrishnan et al., J. Chem. Theory Comput. 11, 2087 (2015)).
 - ``transfer``: pre-train on the low level(s), fine-tune on the high level with a smaller learning
@@ -61,6 +61,11 @@ def single(train, validation, family, fidelities, target, model_settings, settin
     return _trained(model, "single", [target], history, train, {})
 
 
+#: The learning-rate factor of the multi-fidelity recipe's fine-tuning stage, on by default
+#: (docs/multifidelity-defaults.md: with it the target's forces beat the low level's; without, they do not).
+FINETUNE_LR_FACTOR = 0.1
+
+
 def multifidelity(
     train,
     validation,
@@ -70,29 +75,36 @@ def multifidelity(
     model_settings,
     settings,
     ctx,
-    finetune_lr_factor: float | None = None,
+    finetune_lr_factor: float | None | str = "auto",
     finetune_epochs: int | None = None,
     finetune_patience: int | None = None,
     tie_heads: float | None = None,
     **options,
 ):
-    """All chosen fidelities at once: one head each on a shared trunk, each configuration
-    contributing exactly the labels it has.
+    """All chosen fidelities at once on a shared trunk, each configuration contributing exactly the
+    labels it has; then, by default, fine-tuning on the target.
 
-    With ``tie_heads`` (a penalty strength, e.g. 0.01) every head starts as a copy of the lowest
-    level's head and is held near it by ``tie_heads * |theta_k - theta_low|^2`` on the readout weights:
-    a higher level with energies only then differs from the lowest level (whose forces shape the
-    surface) by a correction the data must pay for, rather than by a free readout fitted to few
-    energies.
+    The default, chosen by measurement (docs/multifidelity-defaults.md), is residual heads
+    (``fidelity_mode="residual"`` unless ``model_settings`` names another): the lowest level has a
+    readout, each level above is the level below plus a correction that starts at zero. Then a second
+    stage trains the trunk and the target's head alone on the target's labels at ``finetune_lr_factor``
+    (default 0.1) times the learning rate: in the joint fit the trunk must serve every level at once,
+    and the second stage lets it move toward the target, as in ``transfer``. The model returned then
+    has only the target's head. ``finetune_lr_factor=None`` skips the second stage and keeps every
+    head (the only choice for the linear family, which has no trunk, and with the level as an input).
 
-    With ``finetune_lr_factor`` (e.g. 0.1) a second stage follows: the trunk and the target's head
-    alone, trained on the target's labels at that fraction of the learning rate. In the joint fit the
-    trunk serves every level at once; the second stage lets it move toward the target, as in
-    ``transfer``, and the model returned has only the target's head."""
+    With ``tie_heads`` (a penalty strength, e.g. 0.1) the heads are held near the lowest level's by
+    ``tie_heads * |theta_k - theta_low|^2`` on the readout weights (with ``fidelity_mode="heads"`` every
+    head starts as a copy of the lowest level's; with residual heads the corrections are held near zero)."""
     _no_options("multifidelity", options)
     check_labels(train, fidelities)
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
+    model_settings = dict(model_settings or {})
+    if family != "linear":  # the linear family fits one coefficient set per level: heads only
+        model_settings.setdefault("fidelity_mode", "residual")
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
+    if finetune_lr_factor == "auto":
+        finetune_lr_factor = FINETUNE_LR_FACTOR if family != "linear" and model.fidelity_mode != "embedding" else None
     if finetune_lr_factor is not None:  # checked before the joint fit, not after it
         if family == "linear":
             raise ValueError("multifidelity: the linear family has no trunk to fine-tune")
@@ -112,19 +124,19 @@ def multifidelity(
     if family == "linear":  # no shared trunk to learn: each head is its own closed-form fit
         history = _closed_form(model, train, fidelities, "train")
         return _trained(model, "multifidelity", names, history, train, {})
-    recorded = {}
+    recorded = {"fidelity_mode": model.fidelity_mode}  # of the joint fit (a fine-tuned model has plain heads)
     if tie:
         if model.fidelity_mode == "heads":  # residual corrections already start at zero
             for k in range(1, len(names)):  # names[0] is the lowest level
                 model.heads.copy_readout(0, k)
         recorded["tie_heads"] = tie
     joint = train_stage(model, train, validation, fidelities, settings, ctx, "train", tie=tie, anchor=names[0])
+    recorded["finetune_lr_factor"] = finetune_lr_factor
     if finetune_lr_factor is None:
         return _trained(model, "multifidelity", names, joint.history, train, recorded)
     model = transplant(model, {target: target}, settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, 1.0, ())
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
-    recorded["finetune_lr_factor"] = finetune_lr_factor
     return _trained(model, "multifidelity", [target], _history(joint, t_ft), train, recorded)
 
 

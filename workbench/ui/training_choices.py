@@ -22,8 +22,8 @@ STRATEGIES = {
 }
 HINTS = {
     "single": "one level (the target) on its own labels",
-    "multifidelity": "every chosen level at once on a shared trunk (a head per level, or the level as an input), "
-    "a masked loss",
+    "multifidelity": "every chosen level at once on a shared trunk (each level the one below + a correction), "
+    "a masked loss, then fine-tuning on the target",
     "delta": "learn (target − one lower level) and add it to that level",
     "transfer": "pre-train on the lower levels, fine-tune on the target at a 10× smaller learning rate",
     "meta": "Reptile over the levels as tasks, then fine-tune on the target",

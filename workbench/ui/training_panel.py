@@ -79,17 +79,21 @@ class TrainingPanel(widgets.VBox):
             style=COMPACT,
             layout=widgets.Layout(width="360px"),
         )
-        # how the levels enter a multi-fidelity model (benchmarks/multifidelity.py compares the two)
+        # how the levels enter a multi-fidelity model (docs/multifidelity-defaults.md compares them)
         self.fidelity_mode = widgets.Dropdown(
-            options=[("one readout head per level", "heads"), ("an input of the trunk", "embedding")],
-            value="heads",
+            options=[
+                ("the level below + a correction", "residual"),
+                ("one readout head per level", "heads"),
+                ("an input of the trunk", "embedding"),
+            ],
+            value="residual",
             description="levels enter as",
             style=COMPACT,
             layout=widgets.Layout(width="360px"),
         )
         # a last stage on the target alone, at a tenth of the learning rate (as transfer's fine-tuning)
         self.finetune = widgets.Checkbox(
-            value=False,
+            value=True,
             description="then fine-tune on the target (0.1× learning rate)",
             indent=False,
             layout=widgets.Layout(width="auto"),
@@ -193,7 +197,7 @@ class TrainingPanel(widgets.VBox):
             extras.append(self.delta_base)
         if inner == "multifidelity" and self._takes_fidelity_mode():
             extras.append(self.fidelity_mode)
-            if self.fidelity_mode.value == "heads":  # options of a model with a head per level
+            if self.fidelity_mode.value != "embedding":  # options of a model with a head per level
                 extras += [self.tie_heads, self.finetune]
         self.recipe_options.children = extras
         self._suggest_name()
@@ -259,13 +263,11 @@ class TrainingPanel(widgets.VBox):
         if inner == "delta":
             options["base"] = self.delta_base.value
         if inner == "multifidelity" and self._takes_fidelity_mode():
-            if self.fidelity_mode.value != "heads":
-                options["model"]["fidelity_mode"] = self.fidelity_mode.value
-            else:
-                if self.tie_heads.value:
-                    options["tie_heads"] = 0.1
-                if self.finetune.value:
-                    options["finetune_lr_factor"] = 0.1
+            options["model"]["fidelity_mode"] = self.fidelity_mode.value
+            heads = self.fidelity_mode.value != "embedding"
+            if heads and self.tie_heads.value:
+                options["tie_heads"] = 0.1
+            options["finetune_lr_factor"] = 0.1 if heads and self.finetune.value else None
         if recipe == "learning_curve":
             options["inner"] = inner
             if self.budgets.value.strip():
