@@ -1,6 +1,8 @@
 """What every model family shares: settings, element and fidelity bookkeeping, the forward contract.
 
-Contract: ``model(batch)`` returns ``{fidelity name: (N,) float64 energies in eV}``; forces are minus
+Contract: ``model(batch)`` returns ``{fidelity name: (N,) float64 energies in eV}`` (atomic energies
+summed, and added to the reference energies, in float64: float32 resolves totals of ~4000 eV only to
+0.5 meV, which a central difference at 1e-4 Å turns into force errors of eV/Å); forces are minus
 the autograd gradient of the energy with respect to positions (:func:`energy_and_forces`), so they
 are exactly conservative. A family implements :meth:`AtomisticModel.atom_features`, which maps a
 batch to per-atom features ``(A, F)``; the :class:`~workbench.models.heads.FidelityHeads` turn those
@@ -150,7 +152,7 @@ class AtomisticModel(nn.Module):
                     batch, species, neighbours, k if self.fidelity_mode == "embedding" else None
                 )
             atomic = self.heads.atomic_energy(k, features)
-            total = scatter_sum(atomic, batch.configuration, batch.n_configurations).to(torch.float64)
+            total = scatter_sum(atomic.to(torch.float64), batch.configuration, batch.n_configurations)
             out[self.fidelities[k]] = total + self.heads.reference_energy(k, composition)
         return out
 
