@@ -7,8 +7,8 @@ the autograd gradient of the energy with respect to positions (:func:`energy_and
 are exactly conservative. A family implements :meth:`AtomisticModel.atom_features`, which maps a
 batch to per-atom features ``(A, F)``; the :class:`~workbench.models.heads.FidelityHeads` turn those
 into energies. In ``fidelity_mode="embedding"`` the fidelity index is handed to the trunk instead,
-and one shared readout follows; in ``"residual"`` every head after the first is the first one plus a
-correction (the first fidelity must then be the lowest level).
+and one shared readout follows; in ``"residual"`` every head after the first is the head before it plus
+a correction (list the fidelities from the lowest level up).
 
 Settings are the constructor's arguments, stored as given (scikit-learn style) and JSON-serialisable,
 so ``type(model)(**model.get_settings())`` plus the state dict rebuilds a model exactly.

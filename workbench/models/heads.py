@@ -79,8 +79,8 @@ class FidelityHeads(nn.Module):
         Activation between readout layers.
     mode
         ``"heads"``, ``"embedding"`` (one readout for all fidelities, the fidelity given to the trunk
-        as an input) or ``"residual"`` (higher heads are the lowest head plus a correction that starts
-        at zero); see the module docstring.
+        as an input) or ``"residual"`` (each head above the first is the head below it plus a
+        correction that starts at zero); see the module docstring.
     """
 
     def __init__(

@@ -65,8 +65,8 @@ class HIPNN(AtomisticModel):
         Names of the levels of theory (one head each).
     fidelity_mode
         ``"heads"`` (a readout per fidelity on one trunk), ``"embedding"`` (the fidelity one-hot is
-        an input of the trunk; one shared readout) or ``"residual"`` (each higher fidelity's head is
-        the first fidelity's plus a correction that starts at zero; list the lowest level first).
+        an input of the trunk; one shared readout) or ``"residual"`` (each fidelity's head is the
+        previous fidelity's plus a correction that starts at zero; list the lowest level first).
     n_features
         Width of every hidden layer.
     n_interactions
