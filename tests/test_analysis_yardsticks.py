@@ -15,7 +15,7 @@ import pytest
 import workbench as wb
 from workbench import analysis
 from workbench.analysis.yardsticks import MIN_SHARED, yardstick_name
-from workbench.data.dataset import concatenate, split_indices
+from workbench.data.dataset import Labels, concatenate, split_indices
 from workbench.viz.compare import metrics_table
 
 XTB, MP2, CCSD = "gfn2-xtb", "mp2/cc-pvdz", "ccsd(t)/cc-pvdz"
@@ -157,10 +157,22 @@ def test_levels_that_share_too_few_configurations_say_so():
     five = row(analysis.metrics([model], few, yardsticks=XTB), yardstick_name(XTB), MP2)
     assert five["n_energy"] == 5 and np.isnan(five["energy_mae"]) and "share only 5 configurations" in five["note"]
     # a pair with enough energies but no forces in common: energies judged, forces explained
+    # enough energies in common but xTB forces on only 4 of the MP2 configurations: energies judged, forces explained
+    forces = np.array(test.labels[XTB].forces, dtype=float)
+    forces[~np.repeat(np.isin(np.arange(len(test)), mp2[:4]), test.n_atoms)] = np.nan
+    four = test.select(slice(None))
+    four.labels[XTB] = Labels.from_values(test.labels[XTB].energy, forces, test.ptr)
+    mixed = row(analysis.metrics([model], four, yardsticks=XTB), yardstick_name(XTB), MP2)
+    assert mixed["energy_mae"] == pytest.approx(expected_errors(test, XTB, MP2)["energy_mae"], rel=1e-9)
+    assert mixed["n_forces"] == 4 and np.isnan(mixed["force_mae"])
+    assert (
+        mixed["note"]
+        == f"{XTB} and {MP2} share only 4 configurations with forces (at least 10 needed): no force errors"
+    )
+    # a level without any forces: no force errors, and nothing to explain
     energies_only = test.keep_labels(XTB, properties=("energy",))
-    mixed = row(analysis.metrics([model], energies_only, yardsticks=XTB), yardstick_name(XTB), MP2)
-    assert mixed["energy_mae"] == pytest.approx(expected_errors(test, XTB, MP2)["energy_mae"])
-    assert np.isnan(mixed["force_mae"]) and mixed["note"].endswith("no force errors")
+    plain = row(analysis.metrics([model], energies_only, yardsticks=XTB), yardstick_name(XTB), MP2)
+    assert plain["n_forces"] == 0 and np.isnan(plain["force_mae"]) and plain["note"] is None
     # asking for a level that ranks below nothing the table judges, or one the dataset lacks
     with pytest.raises(ValueError, match=r"'ccsd\(t\)/cc-pvdz' \(rank 60.25\) can only be a yardstick"):
         analysis.metrics([model], test, yardsticks=CCSD)

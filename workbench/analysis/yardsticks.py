@@ -90,7 +90,8 @@ def label_residuals(dataset: Dataset, level: str, target: str, min_shared: int =
     Energies (eV) are compared after offsetting the low level by the difference of the two levels' per-element
     reference energies, both fitted on the configurations where both have energies (see the module docstring);
     forces (eV/Å) as they are. Energies need at least ``min_shared`` shared configurations and more than the
-    number of fitted constants, forces ``min_shared``; with fewer, that part is left empty and ``note`` says why.
+    number of fitted constants, forces ``min_shared``; with fewer, that part is left empty and, where both levels
+    have such labels somewhere in ``dataset``, ``note`` says why (a level without any forces needs no note).
     """
     low, high = dataset.fidelity(level).name, dataset.fidelity(target).name
     if low == high:
@@ -105,7 +106,7 @@ def label_residuals(dataset: Dataset, level: str, target: str, min_shared: int =
     n_constants = int(np.linalg.matrix_rank(comp)) if len(conf) else 0
     need = max(min_shared, n_constants + 1)
     if len(conf) < need:
-        if hi.energy_mask.any():
+        if lo.energy_mask.any() and hi.energy_mask.any():
             notes.append(_too_few(low, high, len(conf), "energies", need))
         conf = conf[:0]
         e_err = np.zeros(0)
@@ -119,7 +120,7 @@ def label_residuals(dataset: Dataset, level: str, target: str, min_shared: int =
     n_shared_forces = int(both_forces.sum())
     atom_conf = dataset.configuration_of_atoms()
     if n_shared_forces < min_shared:
-        if hi.forces_mask.any():
+        if lo.forces_mask.any() and hi.forces_mask.any():
             notes.append(_too_few(low, high, n_shared_forces, "forces", min_shared))
         atoms = np.zeros(0, np.int64)
         f_err = np.zeros((0, 3))
