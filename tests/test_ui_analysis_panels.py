@@ -3,6 +3,8 @@
 Models are real, tiny and trained once per module (3 epochs on the sample data); reference QM is real (tblite).
 """
 
+import re
+
 import numpy as np
 import pytest
 from plotly.callbacks import Points
@@ -38,6 +40,12 @@ def ani_state():
 def md17_state():
     state = WorkbenchState(wb.datasets.builtin("md17-ethanol-sample"), "builtin:md17-ethanol-sample")
     return train_runs(state, [("pbe-model", "single", None)])
+
+
+@pytest.fixture(scope="module")
+def ethanol_state():
+    state = WorkbenchState(wb.datasets.builtin("ethanol"), "builtin:ethanol")
+    return train_runs(state, [("multi", "multifidelity", None)])
 
 
 @pytest.fixture
@@ -126,6 +134,42 @@ def test_compare_on_the_test_split_maps_back_to_the_dataset(md17_state):
     click(panel.parity, k, len(test) - 1)
     assert md17_state.configuration == test[-1]
     assert f"Configuration {test[-1]}" in panel.view_info.value
+
+
+def test_compare_shows_the_lower_levels_own_labels_as_no_ml_rows(ethanol_state):
+    xtb, mp2, ccsd = "gfn2-xtb", "mp2/cc-pvdz", "ccsd(t)/cc-pvdz"
+    panel = ComparePanel(ethanol_state)
+    assert panel.yardsticks.value and panel.part_choice.value == "test"  # on by default, on the test split
+    panel.compare(wait=True)
+    assert panel.error.value == "" and not panel.yardsticks.disabled
+    table = panel.table
+    yard = table[table["labels_of"].notna()]
+    assert list(zip(yard["labels_of"], yard["fidelity"], strict=True)) == [(xtb, mp2), (xtb, ccsd), (mp2, ccsd)]
+    # the rows are the public function's, judged on the test split's labels
+    test = ethanol_state.subset("test")
+    direct = wb.analysis.label_residuals(test, xtb, mp2)
+    shown = yard.iloc[0]
+    assert shown["energy_mae"] == pytest.approx(np.mean(np.abs(direct.energy_error)), rel=1e-12)
+    assert shown["force_rmse"] == pytest.approx(np.sqrt(np.mean(direct.force_error**2)), rel=1e-12)
+    html = panel.metrics.value
+    assert html.count("labels (no ML)") == 3
+    for _, r in yard.iterrows():
+        assert f"{r['energy_mae']:.4f}" in html
+    # each no-ML row is styled apart (grey italics) in the HTML the panel shows
+    rows = [int(k) for k in yard.index]
+    for k in rows:
+        rule = re.search(rf"#T_\w+_row{k}_col0[^{{]*\{{([^}}]*)\}}", html)
+        assert rule and "font-style: italic" in rule.group(1), k
+    assert "offset by per-element reference energies" in panel.metrics_note.value
+    # off: the models alone; on again, in kcal/mol
+    panel.yardsticks.value = False
+    assert "no ML" not in panel.metrics.value and panel.metrics_note.value == ""
+    assert panel.table["model"].tolist() == ["multi"] * 3
+    panel.units.value = "kcal/mol"
+    panel.yardsticks.value = True
+    kcal = panel.table[panel.table["labels_of"].notna()].iloc[0]
+    assert kcal["energy_mae"] == pytest.approx(shown["energy_mae"] / 0.0433641, rel=1e-5)
+    assert "energy_mae (kcal/mol)" in panel.metrics.value
 
 
 def test_compare_without_runs_explains(md17_state):

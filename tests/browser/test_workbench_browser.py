@@ -243,7 +243,10 @@ def test_clicking_a_parity_point_updates_the_3d_view(page):
         "        return gd && gd._fullData.some(t => t.type === 'scattergl' && t.mode === 'markers'); }",
         timeout=60_000,
     )
-    assert "energy_mae" in panel.locator(".wb-metrics").inner_text()
+    metrics = panel.locator(".wb-metrics").inner_text()
+    assert "energy_mae" in metrics
+    # GFN2-xTB's own labels (on all 20 configurations since the labeling test) as a yardstick for the PBE head
+    assert panel.locator(".wb-yardsticks input").is_checked() and "gfn2-xtb labels (no ML)" in metrics
     trace = page.evaluate(
         "() => document.querySelector('.wb-parity .js-plotly-plot')._fullData"
         ".find(t => t.mode === 'markers' && t.name !== 'y = x').name"

@@ -2,6 +2,7 @@
 
 >>> import workbench as wb
 >>> wb.analysis.metrics([model], test)                                    # errors per model, head, element
+>>> wb.analysis.metrics([model], test, yardsticks="gfn2-xtb")             # ... beside GFN2-xTB's own labels
 >>> wb.analysis.scan(model, atoms, dihedral=(0, 1, 2, 3), values=range(0, 360, 10), reference="gfn2-xtb")
 >>> wb.analysis.vibrations(model, atoms, fidelity="ccsd(t)/cc-pvdz")     # harmonic frequencies, cm^-1
 
@@ -12,6 +13,7 @@ cm^-1, unless a ``units=`` argument asks for kcal/mol.
 """
 
 from ..harmonic import finite_difference_hessian
+from . import yardsticks
 from ._models import Predictor, predictors
 from .coordinates import Coordinate, bond_graph, bonds
 from .curves import learning_curve, summarise_learning_curve, training_curves
@@ -20,6 +22,7 @@ from .force_errors import ForceErrors, atom_force_errors, force_error_statistics
 from .md import MDStability, md_stability
 from .metrics import (
     best_per_column,
+    comparable,
     configuration_errors,
     disagreement,
     error_columns,
@@ -39,12 +42,14 @@ from .vibrations import (
     reference_vibrations,
     vibrations,
 )
+from .yardsticks import LabelResiduals, label_residuals
 
 __all__ = [
     "STRETCH_REGIONS",
     "Coordinate",
     "Evaluation",
     "ForceErrors",
+    "LabelResiduals",
     "MDStability",
     "Predictor",
     "ScanResult",
@@ -53,6 +58,7 @@ __all__ = [
     "best_per_column",
     "bond_graph",
     "bonds",
+    "comparable",
     "configuration_errors",
     "default_cache",
     "disagreement",
@@ -63,6 +69,7 @@ __all__ = [
     "force_errors",
     "frequency_table",
     "harmonic_analysis",
+    "label_residuals",
     "learning_curve",
     "match_modes",
     "md_stability",
@@ -79,4 +86,5 @@ __all__ = [
     "training_curves",
     "vibrations",
     "worst_configurations",
+    "yardsticks",
 ]

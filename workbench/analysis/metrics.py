@@ -17,6 +17,7 @@ from ase.data import chemical_symbols
 from ..data.dataset import Dataset
 from ..data.units import energy_factor
 from .evaluation import all_residuals, evaluate
+from .yardsticks import label_residuals, yardstick_name, yardstick_pairs
 
 #: Error columns where smaller is better (used by ranking and best-per-column).
 ERROR_COLUMNS = (
@@ -52,8 +53,10 @@ def metrics(
     per_element: bool = True,
     energy_shift: str = "none",
     device: str | None = None,
+    yardsticks: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """One row per (model, head, reference fidelity) with energy and force errors.
+    """One row per (model, head, reference fidelity) with energy and force errors, and optionally rows of lower
+    levels' own labels as yardsticks.
 
     Parameters
     ----------
@@ -73,22 +76,33 @@ def metrics(
         ``"mean"`` removes each model's mean signed energy error (for comparing levels with different zeros).
     device
         Where torch models are evaluated (``"cpu"``, ``"cuda"``, ``"auto"``; None: where they already are).
+    yardsticks
+        Levels whose own stored labels are shown as rows beside the models, so a table says whether a head beats
+        the method it learned from: a level name, a list of them, or ``"lower"`` (every level with labels in
+        ``dataset`` that ranks below a fidelity the table judges against). Each level gets a row
+        ``"<level> labels (no ML)"`` for every fidelity of the models' rows that it ranks below, judged on the
+        configurations where both levels have labels, its energies offset by per-element reference energies of
+        both levels fitted there (:func:`workbench.analysis.yardsticks.label_residuals`, which uses the data
+        layer's :func:`~workbench.data.references.fit_atomic_references`). Where the two levels share fewer than
+        :data:`~workbench.analysis.yardsticks.MIN_SHARED` configurations the errors are NaN and the row's
+        ``note`` says so; ``n_energy``/``n_forces`` are then the shared counts. With ``energy_shift="mean"``
+        the yardstick's mean signed energy error is removed too. A named level that ranks below none of the
+        table's fidelities is an error; rows take part in :func:`rank` and the best mark as :func:`comparable`
+        says.
 
     Columns: ``model, head, fidelity, n_parameters, eval_time_s, time_per_configuration_ms, n_energy,
     energy_mae, energy_rmse, energy_mae_per_atom, energy_rmse_per_atom, energy_max, n_forces, force_mae,
     force_rmse, force_norm_mae, force_norm_rmse, force_max`` (component errors; ``force_norm_*`` and
     ``force_max`` are per atom, of the error vector's length). All but the component MAE are invariant under
-    rotations of the molecules; the component MAE depends on the orientation of the axes.
+    rotations of the molecules; the component MAE depends on the orientation of the axes. With ``yardsticks``
+    two more: ``labels_of`` (the level whose labels a row shows; None for a model) and ``note``; the rows are
+    then grouped by fidelity, models first. A yardstick row has no head, parameters or evaluation time.
     """
     scale = 1.0 / energy_factor(units)
     rows = []
-    elements = [int(z) for z in dataset.elements]
+    elements = [int(z) for z in dataset.elements] if per_element else []
     for r in all_residuals(models, dataset, fidelities, energy_shift, device=device):
         ev = r.evaluation
-        e = r.energy_error * scale
-        e_atom = e / r.n_atoms if len(e) else e
-        f = r.force_error * scale
-        norm = np.linalg.norm(f, axis=1)
         row = {
             "model": ev.model,
             "head": ev.head,
@@ -96,31 +110,59 @@ def metrics(
             "n_parameters": ev.n_parameters,
             "eval_time_s": ev.wall_time_s,
             "time_per_configuration_ms": 1e3 * ev.wall_time_s / max(ev.n_configurations, 1),
-            "n_energy": len(e),
-            "energy_mae": _mae(e),
-            "energy_rmse": _rmse(e),
-            "energy_mae_per_atom": _mae(e_atom),
-            "energy_rmse_per_atom": _rmse(e_atom),
-            "energy_max": float(np.abs(e).max()) if len(e) else np.nan,
-            "n_forces": len(np.unique(r.atom_configuration)),
-            "force_mae": _mae(f),
-            "force_rmse": _rmse(f),
-            "force_norm_mae": _mae(norm),
-            "force_norm_rmse": _rmse(norm),
-            "force_max": float(norm.max()) if len(norm) else np.nan,
         }
-        if per_element:
-            for z in elements:
-                fz = f[r.numbers == z]
-                row[f"force_mae_{chemical_symbols[z]}"] = _mae(fz)
-                row[f"force_rmse_{chemical_symbols[z]}"] = _rmse(fz)
+        counts = len(r.energy_error), len(np.unique(r.atom_configuration))
+        row.update(_errors(r.energy_error * scale, r.n_atoms, r.force_error * scale, r.numbers, counts, elements))
         rows.append(row)
     if not rows:
         raise ValueError(f"nothing to compare: the dataset has no labels at {fidelities or 'any fidelity'}")
+    if yardsticks is not None:
+        for row in rows:
+            row["labels_of"], row["note"] = None, None
+        targets = list(dict.fromkeys(row["fidelity"] for row in rows))
+        for level, target in yardstick_pairs(dataset, yardsticks, targets):
+            r = label_residuals(dataset, level, target)
+            e = r.energy_error * scale
+            if energy_shift == "mean" and len(e):
+                e = e - e.mean()
+            row = {"model": yardstick_name(level), "head": None, "fidelity": target, "n_parameters": None}
+            row.update({"eval_time_s": np.nan, "time_per_configuration_ms": np.nan})
+            counts = r.n_shared_energy, r.n_shared_forces
+            row.update(_errors(e, r.n_atoms, r.force_error * scale, r.numbers, counts, elements))
+            row.update({"labels_of": level, "note": r.note})
+            rows.append(row)
+        order = {fid: k for k, fid in enumerate(targets)}
+        rows.sort(key=lambda row: (order[row["fidelity"]], row["labels_of"] is not None))
     out = pd.DataFrame(rows)
     out["n_parameters"] = out["n_parameters"].astype("Int64")
     out.attrs["units"] = _units(units)
     return out
+
+
+def _errors(e, n_atoms, f, numbers, counts: tuple[int, int], elements: Sequence[int]) -> dict:
+    """Error columns of one row from energy errors ``e`` (of configurations of ``n_atoms`` atoms) and per-atom
+    force errors ``f`` ``(a, 3)`` of atoms ``numbers``, in the table's units; ``counts`` are ``n_energy, n_forces``."""
+    e_atom = e / n_atoms if len(e) else e
+    norm = np.linalg.norm(f, axis=1)
+    row = {
+        "n_energy": counts[0],
+        "energy_mae": _mae(e),
+        "energy_rmse": _rmse(e),
+        "energy_mae_per_atom": _mae(e_atom),
+        "energy_rmse_per_atom": _rmse(e_atom),
+        "energy_max": float(np.abs(e).max()) if len(e) else np.nan,
+        "n_forces": counts[1],
+        "force_mae": _mae(f),
+        "force_rmse": _rmse(f),
+        "force_norm_mae": _mae(norm),
+        "force_norm_rmse": _rmse(norm),
+        "force_max": float(norm.max()) if len(norm) else np.nan,
+    }
+    for z in elements:
+        fz = f[numbers == z]
+        row[f"force_mae_{chemical_symbols[z]}"] = _mae(fz)
+        row[f"force_rmse_{chemical_symbols[z]}"] = _rmse(fz)
+    return row
 
 
 def error_columns(table: pd.DataFrame) -> list[str]:
@@ -129,15 +171,37 @@ def error_columns(table: pd.DataFrame) -> list[str]:
     return [c for c in ERROR_COLUMNS if c in table.columns] + extra
 
 
+def comparable(table: pd.DataFrame, column: str) -> pd.Series:
+    """Which rows of a :func:`metrics` table take part in ranking ``column`` and in its best mark.
+
+    Every model row does. A yardstick row (a level's own labels, ``labels_of`` set) does where it was judged on
+    the same configurations as the models of its fidelity: its count (``n_energy`` for energy columns, ``n_forces``
+    for force columns) equals theirs, and as it is judged on a subset of their configurations, equal counts mean
+    the same configurations. Then, if the raw level has the smallest error, it is the best, and that is the
+    message: no head beats the level it learned from there. A yardstick judged on fewer configurations is shown but
+    not ranked, since its errors are not comparable.
+    """
+    if "labels_of" not in table.columns:
+        return pd.Series(True, index=table.index)
+    yardstick = table["labels_of"].notna()
+    count = "n_forces" if column.startswith("force") else "n_energy"
+    if count not in table.columns:
+        return ~yardstick
+    models = table[count].where(~yardstick).groupby(table["fidelity"]).transform("max")
+    return ~yardstick | (table[count] == models)
+
+
 def rank(table: pd.DataFrame, by: str = "force_rmse") -> pd.DataFrame:
     """The :func:`metrics` table sorted by ``by`` within each fidelity, with a ``rank`` column (1 = best).
 
-    Missing values (a model with no forces against that fidelity) rank last.
+    Missing values (a model with no forces against that fidelity) and yardstick rows not :func:`comparable` with
+    the models rank last.
     """
     if by not in table.columns:
         raise KeyError(f"no column {by!r} to rank by; choose from {error_columns(table)}")
     out = table.copy()
-    out["rank"] = out.groupby("fidelity")[by].rank(method="min", na_option="bottom").astype(int)
+    values = out[by].astype(float).where(comparable(out, by))
+    out["rank"] = values.groupby(out["fidelity"]).rank(method="min", na_option="bottom").astype(int)
     out = out.sort_values(["fidelity", "rank"], kind="stable").reset_index(drop=True)
     out.attrs = dict(table.attrs)
     return out
@@ -146,7 +210,8 @@ def rank(table: pd.DataFrame, by: str = "force_rmse") -> pd.DataFrame:
 def best_per_column(table: pd.DataFrame, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """For each fidelity (rows) and error column (columns), the model with the smallest value.
 
-    Several heads of one model are told apart as ``model · head``.
+    Several heads of one model are told apart as ``model · head``. Yardstick rows compete where they are
+    :func:`comparable` with the models (then ``"gfn2-xtb labels (no ML)"`` may be the best).
     """
     columns = list(columns) if columns is not None else error_columns(table)
     names = _row_names(table)
@@ -154,7 +219,7 @@ def best_per_column(table: pd.DataFrame, columns: Sequence[str] | None = None) -
     for fid, group in table.groupby("fidelity", sort=False):
         best = {}
         for col in columns:
-            values = group[col].astype(float)
+            values = group[col].astype(float).where(comparable(table, col).loc[group.index])
             best[col] = names[values.idxmin()] if values.notna().any() else None
         out[fid] = best
     return pd.DataFrame.from_dict(out, orient="index")[columns]

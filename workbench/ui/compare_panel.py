@@ -1,9 +1,10 @@
 """The Compare panel: trained runs side by side on held-out configurations.
 
-The metrics table (eV or kcal/mol, best value of each column marked), parity plots per fidelity (WebGL; click a
-point to see that configuration in 3D, atoms coloured by the length of their force error, with predicted and
-reference force arrows), the worst configurations, training curves and learning curves. Every number comes
-from :mod:`workbench.analysis`, every figure from :mod:`workbench.viz`.
+The metrics table (eV or kcal/mol, best value of each column marked; by default with rows of the lower levels' own
+labels, "no ML", as yardsticks the heads must beat), parity plots per fidelity (WebGL; click a point to see that
+configuration in 3D, atoms coloured by the length of their force error, with predicted and reference force arrows),
+the worst configurations, training curves and learning curves. Every number comes from :mod:`workbench.analysis`,
+every figure from :mod:`workbench.viz`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ class ComparePanel(widgets.VBox):
         self.dataset = None  # the part of the dataset evaluated
         self.part = "test"
         self.errors_table: pd.DataFrame | None = None
+        self.table: pd.DataFrame | None = None  # the metrics table shown
         self.shown: dict | None = None  # the configuration in the 3D view: index, model, fidelity
         self._trace_keys: dict[int, tuple[str, str]] = {}
         self._view = None
@@ -73,8 +75,17 @@ class ComparePanel(widgets.VBox):
         self.status = widgets.HTML()
         self.error = widgets.HTML()
         self.error.add_class("wb-error-box")
+        self.yardsticks = widgets.Checkbox(
+            value=True,
+            description="show the lower levels' own labels as rows (no ML)",
+            indent=False,
+            layout={"width": "auto"},
+        )
+        self.yardsticks.add_class("wb-yardsticks")
         self.metrics = widgets.HTML()
         self.metrics.add_class("wb-metrics")
+        self.metrics_note = widgets.HTML()
+        self.metrics_note.add_class("wb-metrics-note")
         self.parity = go.FigureWidget()
         parity_box = widgets.Box([self.parity], layout={"width": "100%"})
         parity_box.add_class("wb-parity")
@@ -97,7 +108,9 @@ class ComparePanel(widgets.VBox):
             self.status,
             self.error,
             section("Metrics", "per model head and reference level; the best value of each column is marked"),
+            self.yardsticks,
             self.metrics,
+            self.metrics_note,
             section("Parity", "click a point to see that configuration's force errors"),
             parity_box,
             row(
@@ -119,6 +132,7 @@ class ComparePanel(widgets.VBox):
         ]
         self.compare_button.on_click(lambda _: self.compare())
         self.units.observe(lambda _: self._redraw(), "value")
+        self.yardsticks.observe(lambda _: self._draw_metrics(), "value")
         self.quantity.observe(lambda _: self._draw_parity(), "value")
         self.worst.observe(self._on_worst, "value")
         self.curves_run.observe(lambda _: self._draw_curves(), "value")
@@ -150,7 +164,7 @@ class ComparePanel(widgets.VBox):
 
     def _on_dataset(self, _change) -> None:
         self.evaluations, self.dataset, self.errors_table = [], None, None
-        self.metrics.value = ""
+        self.metrics.value = self.metrics_note.value = ""
         replace_figure(self.parity, go.Figure())
 
     # ----------------------------------------------------------------------------- evaluating
@@ -184,15 +198,37 @@ class ComparePanel(widgets.VBox):
         if not self.evaluations:
             return
         try:
-            table = analysis.metrics(self.evaluations, self.dataset, units=self.units.value, per_element=False)
-            columns = [c for c in METRIC_COLUMNS if c in table.columns]
-            self.metrics.value = metrics_table(table, columns).to_html()
+            self._draw_metrics(raise_errors=True)
             self._draw_parity()
             self._draw_worst()
             self._draw_curves()
             self._draw_learning()
         except Exception as error:
             self.error.value = error_box(error, "draw the comparison")
+
+    def _draw_metrics(self, raise_errors: bool = False) -> None:
+        """The metrics table, with the lower levels' own labels as "no ML" rows when the checkbox asks for them."""
+        if not self.evaluations:
+            return
+        labelled = [n for n, lab in self.dataset.labels.items() if lab.energy_mask.any() or lab.forces_mask.any()]
+        self.yardsticks.disabled = len(labelled) < 2
+        try:
+            table = analysis.metrics(
+                self.evaluations,
+                self.dataset,
+                units=self.units.value,
+                per_element=False,
+                yardsticks="lower" if self.yardsticks.value else None,
+            )
+        except Exception as error:
+            if raise_errors:
+                raise
+            self.error.value = error_box(error, "tabulate the metrics")
+            return
+        self.table = table
+        columns = [c for c in METRIC_COLUMNS if c in table.columns]
+        self.metrics.value = metrics_table(table, columns).to_html()
+        self.metrics_note.value = _yardstick_note(table, self.yardsticks.value)
 
     def _draw_parity(self) -> None:
         if not self.evaluations:
@@ -322,6 +358,30 @@ class ComparePanel(widgets.VBox):
         replace_figure(self.learning, learning_curve_figure(table, metric).update_layout(width=700))
         self.learning_note.value = ""
         self.learning_box.layout.display = None
+
+
+def _yardstick_note(table: pd.DataFrame, asked: bool) -> str:
+    """What the "no ML" rows of the metrics table are, and which of them could not be judged or compared."""
+    if not asked:
+        return ""
+    if "labels_of" not in table or not table["labels_of"].notna().any():
+        return '<div class="wb-muted">No lower level has labels on these configurations: no "no ML" rows.</div>'
+    lines = [
+        "<i>no ML</i> rows: a lower level's own labels against a higher level, on the configurations where both "
+        "have labels, energies offset by per-element reference energies of both levels fitted there. They take "
+        "part in the best mark where judged on the same configurations as the models."
+    ]
+    yard = table[table["labels_of"].notna()]
+    lines += [html.escape(n) for n in yard["note"].dropna()]
+    for col in ("energy_mae", "force_mae"):
+        apart = yard[~analysis.comparable(table, col).loc[yard.index] & yard[col].notna()]
+        what = "energies" if col.startswith("energy") else "forces"
+        lines += [
+            f"{html.escape(r['model'])} vs {html.escape(r['fidelity'])}: {what} judged on fewer configurations "
+            "than the models, so not marked"
+            for _, r in apart.iterrows()
+        ]
+    return '<div class="wb-muted" style="font-size:12px">' + "<br>".join(lines) + "</div>"
 
 
 _ARROWS = (

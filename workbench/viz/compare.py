@@ -238,8 +238,14 @@ def training_curves_figure(history: pd.DataFrame, statistic: str = "rmse", log_y
 
 def metrics_table(table: pd.DataFrame, columns: Sequence[str] | None = None, digits: int = 4):
     """The :func:`workbench.analysis.metrics` table as a pandas Styler: units in the column titles and the best
-    (smallest) value of each error column within each fidelity in bold on a green background."""
-    from ..analysis.metrics import error_columns
+    (smallest) value of each error column within each fidelity in bold on a green background.
+
+    Yardstick rows (a level's own labels, ``"<level> labels (no ML)"``) are in grey italics. They compete for the
+    best mark where :func:`workbench.analysis.comparable` says they were judged on the models' configurations: if
+    the raw level is the best there, it is marked, since that is what the table has to say. One judged on fewer
+    configurations is never marked.
+    """
+    from ..analysis.metrics import comparable, error_columns
 
     columns = (
         list(columns)
@@ -247,14 +253,24 @@ def metrics_table(table: pd.DataFrame, columns: Sequence[str] | None = None, dig
         else ["model", "head", "fidelity", "n_parameters", "time_per_configuration_ms", *error_columns(table)]
     )
     columns = [c for c in columns if c in table.columns]
-    shown = table[columns].reset_index(drop=True)
+    full = table.reset_index(drop=True)
+    shown = full[columns]
     best = pd.DataFrame(False, index=shown.index, columns=shown.columns)
     for col in error_columns(shown):
-        values = shown[col].astype(float)
+        values = shown[col].astype(float).where(comparable(full, col))
         best[col] = values.eq(values.groupby(shown["fidelity"]).transform("min")) & values.notna()
+    yardstick = full["labels_of"].notna().to_numpy() if "labels_of" in full else np.zeros(len(full), bool)
+    styles = np.where(np.broadcast_to(yardstick[:, None], best.shape), YARDSTICK_STYLE, "")
+    styles = np.where(best.to_numpy(), np.char.add(styles, BEST_STYLE), styles)
     titles = {
         c: f"{c} ({_unit_of(table, c)})" if c in error_columns(shown) or c == "energy_max" else c for c in columns
     }
     styler = shown.style.format(precision=digits, na_rep="–")
-    styler = styler.apply(lambda _: np.where(best, "font-weight: bold; background-color: #d9f2e3", ""), axis=None)
+    styler = styler.apply(lambda _: styles, axis=None)
     return styler.relabel_index([titles[c] for c in columns], axis="columns").hide(axis="index")
+
+
+#: Cell style of the best value of an error column.
+BEST_STYLE = "font-weight: bold; background-color: #d9f2e3;"
+#: Cell style of a yardstick row (a level's own labels, no ML).
+YARDSTICK_STYLE = "font-style: italic; color: #52606d; background-color: #f5f7fa;"
