@@ -76,6 +76,10 @@ def test_a_table_with_a_reference_per_model_pairs_each_with_its_own():
     np.testing.assert_array_equal(table["reference: mp2/cc-pvdz"], mp2.frequencies)
     paired = analysis.frequency_errors(xtb, mp2)["table"]["frequency"]
     np.testing.assert_array_equal(table["reference: gfn2-xtb"], paired)
+    # two references of one name keep a column each
+    again = wb.datasets.vibrational_reference("ethanol", "mp2/cc-pvdz")
+    twice = analysis.frequency_table({"a": mp2, "b": again}, {"a": mp2, "b": again})
+    assert twice.attrs["references"] == {"a": "reference: mp2/cc-pvdz", "b": "reference: mp2/cc-pvdz #2"}
     with pytest.raises(ValueError, match="no reference given"):
         analysis.frequency_table({"mp2": mp2, "xtb": xtb}, {"mp2": mp2})
 

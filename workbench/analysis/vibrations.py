@@ -308,10 +308,14 @@ def _table_per_reference(
     named: dict[str, VibrationsResult], references: Mapping[str, VibrationsResult], match: str
 ) -> pd.DataFrame:
     """:func:`frequency_table` with one reference per model."""
-    columns: dict[int, str] = {}  # id(reference) -> its column
+    columns: dict[int, str] = {}  # id(reference) -> its column (two references of one name: "#2")
     for name in named:
         ref = references[name]
-        columns.setdefault(id(ref), f"reference: {ref.name}")
+        if id(ref) not in columns:
+            column, k = f"reference: {ref.name}", 2
+            while column in columns.values():
+                column, k = f"reference: {ref.name} #{k}", k + 1
+            columns[id(ref)] = column
     base = references[next(iter(named))]
     table = pd.DataFrame({"mode": np.arange(len(base.frequencies)), "character": base.characters})
     rows_of: dict[int, np.ndarray] = {}  # row k holds mode rows_of[id(ref)][k] of each reference
