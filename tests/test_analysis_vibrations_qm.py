@@ -56,3 +56,29 @@ def test_ethanol_hf_frequencies_from_analytic_and_finite_difference_hessians(tmp
     ch = table.loc[table["character"] == "C-H stretch", "reference"]
     assert oh > ch.max()  # at HF/STO-3G the O-H stretch lies above every C-H stretch
     assert np.abs(table["finite differences error"]).max() < 1.0
+
+
+def test_frequency_errors_of_real_water_equal_a_direct_numpy_computation():
+    water = molecule("H2O")
+    reference = analysis.reference_vibrations(water, "gfn2-xtb", cache=False)
+    assert reference.characters == ["", "O-H stretch", "O-H stretch"]
+    # the same Hessian 3% stiffer: every wavenumber grows by exactly sqrt(1.03)
+    stiffer = analysis.harmonic_analysis(reference.atoms, 1.03 * reference.hessian, "stiffer")
+    errors = analysis.frequency_errors(stiffer, reference)
+    expected = (np.sqrt(1.03) - 1) * reference.frequencies
+    np.testing.assert_allclose(errors["table"]["error"], expected, rtol=1e-9)
+    assert errors["mae"] == pytest.approx(np.mean(expected)) and errors["max_abs"] == pytest.approx(expected[-1])
+    assert errors["worst_mode"] == 2
+    # another real level, GFN1-xTB, on a turned copy: its modes are paired by shape after turning it back
+    turned = molecule("H2O")
+    turned.rotate(70, "x")
+    turned.rotate(25, "z")
+    other = analysis.vibrations("gfn1-xtb", turned)
+    errors = analysis.frequency_errors(other, reference)
+    # water's three modes keep their order (bend < symmetric < antisymmetric stretch) at both levels
+    difference = np.sort(other.frequencies) - np.sort(reference.frequencies)
+    np.testing.assert_allclose(errors["table"]["error"], difference, atol=1e-9)
+    assert errors["mae"] == pytest.approx(np.mean(np.abs(difference)), abs=1e-9)
+    assert errors["max_abs"] == pytest.approx(np.max(np.abs(difference)), abs=1e-9)
+    assert errors["mae"] > 1  # two levels, not one
+    print(f"\nGFN1-xTB vs GFN2-xTB water: {np.round(difference, 1)} cm^-1")

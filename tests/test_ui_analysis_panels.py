@@ -18,6 +18,7 @@ def train_runs(state: WorkbenchState, plans: list[tuple[str, str, tuple[str, ...
     """Train one run per (name, strategy, levels) from the Training panel, 3 epochs of a tiny model."""
     panel = TrainingPanel(state)
     panel.epochs.value, panel.width.value = 3, 8
+    panel.finetune.value = False  # the joint fit alone keeps a head per level, which these panels show
     for name, strategy, levels in plans:
         if levels is not None:
             for level, row in panel.rows.items():
@@ -253,9 +254,19 @@ def test_pes_map_of_two_coordinates_with_a_level_as_a_curve(md17_state):
 
 
 # --------------------------------------------------------------------------------------------- Vibrations
+def forbid_quantum_chemistry(monkeypatch) -> None:
+    """Any single point of any level (the one way into PySCF and tblite) fails the test from here on."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the Vibrations panel ran a quantum-chemistry calculation")
+
+    monkeypatch.setattr("workbench.qm.levels._single_point", refuse)
+
+
 @pytest.mark.qm
 def test_vibrations_table_and_mode_animation(md17_state, cache):
     panel = VibrationsPanel(md17_state)
+    panel.reference.value = "level"  # computed here, at the level typed (gfn2-xtb)
     panel.compute(wait=True)
     assert panel.error.value == ""
     n_modes = 3 * 9 - 6
@@ -277,6 +288,57 @@ def test_vibrations_table_and_mode_animation(md17_state, cache):
     assert panel.view is not view and view.comm is None
     panel.animate("pbe-model", 0)
     assert panel.source.value == "pbe-model" and panel.mode.value == 0
+
+
+def test_vibrations_default_to_the_shipped_frequencies_at_each_heads_level(ethanol_state, monkeypatch):
+    panel = VibrationsPanel(ethanol_state)
+    assert panel.reference.value == "shipped" and "built-in <b>ethanol</b>" in panel.reference_note.value
+    xtb_head, top_head = "multi · gfn2-xtb", "multi · ccsd(t)/cc-pvdz"
+    panel.models.members.value = (("multi", "gfn2-xtb"), ("multi", "ccsd(t)/cc-pvdz"))
+    forbid_quantum_chemistry(monkeypatch)
+    panel.compute(wait=True)
+    assert panel.error.value == ""
+    # a GFN2-xTB head against GFN2-xTB's frequencies; a CCSD(T) head against MP2's, the most accurate shipped
+    assert {k: r.name for k, r in panel.references.items()} == {xtb_head: "gfn2-xtb", top_head: "mp2/cc-pvdz"}
+    assert list(panel.results) == ["reference: gfn2-xtb", "reference: mp2/cc-pvdz", xtb_head, top_head]
+    assert {"reference: gfn2-xtb", "reference: mp2/cc-pvdz", f"{xtb_head} error", f"{top_head} error"} <= set(
+        panel.table.columns
+    )
+    for head, level in ((xtb_head, "gfn2-xtb"), (top_head, "mp2/cc-pvdz")):
+        shipped = wb.datasets.vibrational_reference("ethanol", level)
+        np.testing.assert_allclose(panel.references[head].frequencies, shipped.frequencies, atol=1e-6)
+        expected = wb.analysis.frequency_errors(panel.results[head], shipped)
+        assert panel.errors[head]["mae"] == pytest.approx(expected["mae"], abs=1e-6)
+        assert panel.errors[head]["max_abs"] == pytest.approx(expected["max_abs"], abs=1e-6)
+        assert f"{expected['mae']:.1f}" in panel.summary_html.value
+        assert f"{expected['max_abs']:.1f}" in panel.summary_html.value
+        # the per-mode table carries the same errors, in its rows' order
+        errors = panel.table[f"{head} error"].to_numpy()
+        assert np.nanmean(np.abs(errors)) == pytest.approx(expected["mae"], abs=1e-6)
+    # the panel says which head is compared with another level than its own
+    assert panel.summary_html.value.count("another level than the head") == 1
+    assert "is compared with mp2/cc-pvdz" in panel.summary_html.value
+    assert {"reference: gfn2-xtb", "reference: mp2/cc-pvdz"} <= {t.name for t in panel.figure.data}
+
+
+def test_shipped_frequencies_are_renumbered_for_a_file_that_orders_the_atoms_otherwise(md17_state, monkeypatch):
+    from workbench.analysis.coordinates import bond_graph
+
+    panel = VibrationsPanel(md17_state)
+    assert panel.reference.value == "shipped"  # MD17's ethanol is ethanol: the shipped frequencies fit
+    forbid_quantum_chemistry(monkeypatch)
+    panel.compute(wait=True)
+    assert panel.error.value == ""
+    reference = panel.references["pbe-model"]
+    assert reference.name == "mp2/cc-pvdz"  # no PBE frequencies shipped: the most accurate level
+    atoms = md17_state.dataset.to_atoms(0)
+    np.testing.assert_array_equal(bond_graph(reference.atoms), bond_graph(atoms))
+    assert "another level than the head" in panel.summary_html.value and "O-H stretch" in panel.table_html.value
+    # a molecule without shipped frequencies falls back to a reference computed at a level
+    other = VibrationsPanel(WorkbenchState(wb.datasets.builtin("ani1x-sample"), "ani1x"))
+    assert other.reference.value == "level"
+    other.reference.value = "shipped"
+    assert "No shipped frequencies" in other.reference_note.value
 
 
 # --------------------------------------------------------------------------------------------- labeling

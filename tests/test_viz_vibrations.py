@@ -59,3 +59,23 @@ def test_mode_view_animates_the_mode_with_arrows_on_the_moving_atoms():
         assert kind == "arrow"
         np.testing.assert_allclose(start, reference.atoms.positions[atom] - centre, atol=1e-9)
         np.testing.assert_allclose(np.subtract(end, start), 2.0 * 0.3 * d[atom], atol=1e-9)
+
+
+def test_frequency_figure_with_a_reference_per_model():
+    import workbench as wb
+
+    xtb = wb.datasets.vibrational_reference("ethanol", "gfn2-xtb")
+    mp2 = wb.datasets.vibrational_reference("ethanol", "mp2/cc-pvdz")
+    # two "models": each level's Hessian made a little softer or stiffer, each against its own level
+    soft = analysis.harmonic_analysis(mp2.atoms, 0.98 * mp2.hessian, "soft")
+    stiff = analysis.harmonic_analysis(xtb.atoms, 1.02 * xtb.hessian, "stiff")
+    table = analysis.frequency_table({"soft": soft, "stiff": stiff}, {"soft": mp2, "stiff": xtb})
+    fig = viz.frequency_figure(table)
+    names = [t.name for t in fig.data]
+    assert names == ["reference: mp2/cc-pvdz", "reference: gfn2-xtb", "soft", "stiff", "soft error", "stiff error"]
+    traces = dict(zip(names, fig.data, strict=True))
+    # each model's errors sit at its own reference's wavenumbers
+    np.testing.assert_allclose(traces["stiff error"].x, table["reference: gfn2-xtb"])
+    np.testing.assert_allclose(traces["stiff error"].y, (np.sqrt(1.02) - 1) * table["reference: gfn2-xtb"])
+    np.testing.assert_allclose(traces["soft error"].x, mp2.frequencies)
+    assert traces["reference: mp2/cc-pvdz"].marker.color != traces["reference: gfn2-xtb"].marker.color

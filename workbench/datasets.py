@@ -2,16 +2,27 @@
 
 Each entry is a file inside the package (``workbench/data/builtin/``) with the options its reader
 needs, a description, and where it came from (``SAMPLES.md`` and ``PROVENANCE-*.md`` beside it).
+The sets made by :mod:`workbench.qm` also ship a vibrational reference: harmonic frequencies of the
+molecule at their levels with gradients (:func:`vibrational_reference`).
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from .data.dataset import Dataset
+from .data.fidelity import canonical_name
+
+if TYPE_CHECKING:  # the analysis package pulls in torch; it is imported when a reference is read
+    from ase import Atoms
+
+    from .analysis.vibrations import VibrationsResult
 
 
 @dataclass(frozen=True)
@@ -20,10 +31,16 @@ class BuiltinDataset:
     file: str
     description: str
     options: dict = field(default_factory=dict)
+    #: File of the shipped vibrational reference (``<name>-vibrations.json``), or "" when there is none.
+    vibrations: str = ""
 
     @property
     def path(self):
         return resources.files("workbench.data.builtin") / self.file
+
+    @property
+    def vibrations_path(self):
+        return resources.files("workbench.data.builtin") / self.vibrations if self.vibrations else None
 
     @property
     def available(self) -> bool:
@@ -36,11 +53,13 @@ _REGISTRY = [
         "ethanol.h5",
         "ethanol MD at 500 K: GFN2-xTB energies+forces, MP2/cc-pVDZ energies+forces on a subset, "
         "CCSD(T)/cc-pVDZ energies on a smaller subset (made by workbench.qm)",
+        vibrations="ethanol-vibrations.json",
     ),
     BuiltinDataset(
         "malonaldehyde",
         "malonaldehyde.h5",
         "malonaldehyde (proton transfer): GFN2-xTB, MP2/cc-pVDZ and CCSD(T)/cc-pVDZ (made by workbench.qm)",
+        vibrations="malonaldehyde-vibrations.json",
     ),
     BuiltinDataset(
         "ani1x-sample",
@@ -83,3 +102,85 @@ def builtin(name: str) -> Dataset:
         ds = load(path, **entry.options)
     ds.info["source"] = pd.Categorical([f"builtin:{name}"] * len(ds))
     return ds
+
+
+# --------------------------------------------------------------------------------------------- vibrations
+def _entry(name: str) -> BuiltinDataset:
+    entry = next((d for d in _REGISTRY if d.name == name), None)
+    if entry is None:
+        raise KeyError(f"no built-in dataset {name!r}; choose from {names(available_only=False)}")
+    return entry
+
+
+#: Names the layout of the vibrational reference files (written by
+#: :func:`workbench.qm.recipe.make_vibrational_reference`), for readers to check.
+VIBRATIONS_FORMAT = "workbench-vibrational-reference/1"
+
+
+def _vibrations_data(name: str) -> dict | None:
+    """The parsed vibrational reference file of ``name``, or None when it ships none."""
+    path = _entry(name).vibrations_path
+    if path is None or not path.is_file():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != VIBRATIONS_FORMAT:
+        raise ValueError(f"{path}: expected format {VIBRATIONS_FORMAT!r}, found {data.get('format')!r}")
+    return data
+
+
+def vibrational_levels(name: str) -> list[str]:
+    """Levels (fidelity names, cheapest first) at which the built-in molecule ``name`` ships harmonic frequencies;
+    ``[]`` when it ships none."""
+    data = _vibrations_data(name)
+    return [] if data is None else list(data["levels"])
+
+
+def vibrational_reference(name: str, level: str | None = None) -> VibrationsResult:
+    """Shipped harmonic frequencies of the built-in molecule ``name`` at ``level`` (None: the most accurate one
+    shipped), at that level's own minimum; see :func:`vibrational_levels`.
+
+    No quantum chemistry runs: the Hessian (eV/Å^2) and the relaxed geometry (Å) are read from the file and
+    diagonalised, giving frequencies in cm^-1 (checked against the stored ones) and normal modes. The result's
+    ``provenance`` holds the level with all its settings, program versions, the largest force left (eV/Å), the
+    optimizer and Hessian settings, the wall time (s) and the date. Made by
+    :func:`workbench.qm.recipe.make_vibrational_reference`.
+    """
+    from ase import Atoms
+
+    from .analysis.vibrations import harmonic_analysis
+
+    data = _vibrations_data(name)
+    if data is None:
+        with_reference = [d.name for d in _REGISTRY if d.vibrations and _vibrations_data(d.name) is not None]
+        raise FileNotFoundError(f"built-in {name!r} ships no vibrational reference; those that do: {with_reference}")
+    levels = list(data["levels"])
+    key = levels[-1] if level is None else canonical_name(level)
+    if key not in data["levels"]:
+        raise KeyError(f"no shipped frequencies of {name!r} at {level!r}; shipped levels: {levels}")
+    entry = data["levels"][key]
+    geometry = Atoms(numbers=entry["geometry"]["numbers"], positions=entry["geometry"]["positions"])
+    result = harmonic_analysis(geometry, np.array(entry["hessian"]), key, float(entry["max_force"]))
+    stored = np.asarray(entry["frequencies"])
+    if stored.shape != result.frequencies.shape or not np.allclose(result.frequencies, stored, atol=0.01):
+        raise ValueError(
+            f"{_entry(name).vibrations}, level {key!r}: the stored Hessian gives frequencies that differ from the "
+            "stored ones (cm^-1); the file is damaged"
+        )
+    skip = ("hessian", "frequencies", "characters", "geometry")
+    result.provenance = {
+        "molecule": name,
+        "file": _entry(name).vibrations,
+        **{k: v for k, v in entry.items() if k not in skip},
+    }
+    return result
+
+
+def vibrational_reference_for(atoms: Atoms) -> str | None:
+    """The built-in molecule whose shipped vibrational reference has the elements of ``atoms`` (in any order), or
+    None."""
+    formula = sorted(int(z) for z in atoms.numbers)
+    for d in _REGISTRY:
+        data = _vibrations_data(d.name) if d.vibrations else None
+        if data is not None and sorted(data["start"]["numbers"]) == formula:
+            return d.name
+    return None

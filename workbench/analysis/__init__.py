@@ -5,6 +5,7 @@
 >>> wb.analysis.metrics([model], test, yardsticks="gfn2-xtb")             # ... beside GFN2-xTB's own labels
 >>> wb.analysis.scan(model, atoms, dihedral=(0, 1, 2, 3), values=range(0, 360, 10), reference="gfn2-xtb")
 >>> wb.analysis.vibrations(model, atoms, fidelity="ccsd(t)/cc-pvdz")     # harmonic frequencies, cm^-1
+>>> wb.analysis.frequency_errors(result, wb.datasets.vibrational_reference("ethanol", "mp2/cc-pvdz"))
 
 Every function takes models in any of these forms: a :class:`~workbench.training.TrainedModel`, a workbench
 model (all heads, or ``(model, fidelity)`` for one), an ASE calculator, or a level-of-theory name; a
@@ -15,7 +16,7 @@ cm^-1, unless a ``units=`` argument asks for kcal/mol.
 from ..harmonic import finite_difference_hessian
 from . import yardsticks
 from ._models import Predictor, predictors
-from .coordinates import Coordinate, bond_graph, bonds
+from .coordinates import Coordinate, atom_correspondence, bond_graph, bonds
 from .curves import learning_curve, summarise_learning_curve, training_curves
 from .evaluation import Evaluation, evaluate, parity_data
 from .force_errors import ForceErrors, atom_force_errors, force_error_statistics, force_errors
@@ -35,11 +36,13 @@ from .smoothness import smoothness
 from .vibrations import (
     STRETCH_REGIONS,
     VibrationsResult,
+    frequency_errors,
     frequency_table,
     harmonic_analysis,
     match_modes,
     mode_trajectory,
     reference_vibrations,
+    reorder_atoms,
     vibrations,
 )
 from .yardsticks import LabelResiduals, label_residuals
@@ -54,6 +57,7 @@ __all__ = [
     "Predictor",
     "ScanResult",
     "VibrationsResult",
+    "atom_correspondence",
     "atom_force_errors",
     "best_per_column",
     "bond_graph",
@@ -67,6 +71,7 @@ __all__ = [
     "finite_difference_hessian",
     "force_error_statistics",
     "force_errors",
+    "frequency_errors",
     "frequency_table",
     "harmonic_analysis",
     "label_residuals",
@@ -80,6 +85,7 @@ __all__ = [
     "rank",
     "reference_energies",
     "reference_vibrations",
+    "reorder_atoms",
     "scan",
     "smoothness",
     "summarise_learning_curve",

@@ -41,6 +41,75 @@ def bonds(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[int, int]]:
     return list(zip(i.tolist(), j.tolist(), strict=True))
 
 
+def _superposed_rmsd(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted RMSD (Å) of ``a`` on ``b`` after the best proper rotation about their weighted centres (Kabsch,
+    Acta Cryst. A32, 922 (1976))."""
+    w = weights[:, None] / weights.sum()
+    a = a - (w * a).sum(axis=0)
+    b = b - (w * b).sum(axis=0)
+    u, s, vt = np.linalg.svd((w * a).T @ b)
+    s[-1] *= np.sign(np.linalg.det(u @ vt))
+    return float(np.sqrt(max(float(np.sum(w * (a**2 + b**2))) - 2.0 * float(s.sum()), 0.0)))
+
+
+def atom_correspondence(atoms: Atoms, reference: Atoms, limit: int = 100_000) -> np.ndarray:
+    """``order`` such that atom ``k`` of ``atoms`` is atom ``order[k]`` of ``reference``: same element, same bonds
+    (:func:`bond_graph`) atom for atom. Of the orders the bonds allow (a methyl's three hydrogens can be numbered
+    six ways), the one whose geometry superimposes best on ``atoms`` (mass-weighted, after the best rotation), at
+    most ``limit`` of them tried. ValueError when the two are not the same molecule."""
+    z, zr = np.asarray(atoms.numbers), np.asarray(reference.numbers)
+    if sorted(z.tolist()) != sorted(zr.tolist()):
+        raise ValueError(
+            f"not the same molecule: {atoms.get_chemical_formula()} and {reference.get_chemical_formula()}"
+        )
+    adj, adj_ref = bond_graph(atoms), bond_graph(reference)
+    deg, deg_ref = adj.sum(axis=1), adj_ref.sum(axis=1)
+    n = len(z)
+    # Visit atoms bonded to those already placed first, so that each new atom is pinned by its bonds.
+    visit: list[int] = []
+    for root in sorted(range(n), key=lambda i: (-int(z[i]), -int(deg[i]))):
+        if root in visit:
+            continue
+        queue = [root]
+        while queue:
+            i = queue.pop(0)
+            if i not in visit:
+                visit.append(i)
+                queue += [int(j) for j in np.flatnonzero(adj[i]) if j not in visit]
+    candidates = [[k for k in range(n) if zr[k] == z[i] and deg_ref[k] == deg[i]] for i in range(n)]
+    weights = atoms.get_masses()
+    order = np.full(n, -1)
+    used = np.zeros(n, dtype=bool)
+    best: tuple[float, np.ndarray | None] = (np.inf, None)
+    tried = 0
+
+    def place(depth: int) -> None:
+        nonlocal best, tried
+        if tried >= limit:
+            return
+        if depth == n:
+            tried += 1
+            rmsd = _superposed_rmsd(reference.positions[order], atoms.positions, weights)
+            if rmsd < best[0]:
+                best = (rmsd, order.copy())
+            return
+        i = visit[depth]
+        placed = np.array(visit[:depth], dtype=int)
+        for k in candidates[i]:
+            if not used[k] and np.array_equal(adj[i, placed], adj_ref[k, order[placed]]):
+                order[i], used[k] = k, True
+                place(depth + 1)
+                order[i], used[k] = -1, False
+
+    place(0)
+    if best[1] is None:
+        raise ValueError(
+            f"not the same molecule: {atoms.get_chemical_formula()} is bonded differently from the reference "
+            f"(bonds {bonds(atoms)} against {bonds(reference)})"
+        )
+    return best[1]
+
+
 def side_of(adjacency: np.ndarray, cut: tuple[int, int], start: int) -> np.ndarray:
     """Atoms reachable from ``start`` without crossing the bond ``cut``, as a sorted index array."""
     adj = adjacency.copy()

@@ -52,6 +52,10 @@ class VibrationsResult:
         Per mode, ``"O-H stretch"``-like when one kind of bond stretch carries most of the motion, else ``""``.
     max_force
         Largest force (eV/Å) left on an atom at ``atoms``: the frequencies are only meaningful near zero.
+    provenance
+        Where the numbers came from, when known: for a shipped reference
+        (:func:`workbench.datasets.vibrational_reference`) the level with all its settings, program versions,
+        optimizer and Hessian settings, wall time and date.
     """
 
     name: str
@@ -62,6 +66,7 @@ class VibrationsResult:
     mass_weighted: np.ndarray = field(repr=False)
     characters: list[str] = field(default_factory=list)
     max_force: float = float("nan")
+    provenance: dict = field(default_factory=dict, repr=False)
 
     def table(self) -> pd.DataFrame:
         """One row per mode: ``mode``, ``frequency`` (cm^-1), ``character``."""
@@ -246,7 +251,7 @@ def match_modes(result: VibrationsResult, reference: VibrationsResult) -> np.nda
 
 def frequency_table(
     results: VibrationsResult | Sequence[VibrationsResult] | Mapping[str, VibrationsResult],
-    reference: VibrationsResult | None = None,
+    reference: VibrationsResult | Mapping[str, VibrationsResult] | None = None,
     match: str = "overlap",
 ) -> pd.DataFrame:
     """Frequencies of several models side by side (cm^-1), with the reference and each model's error.
@@ -254,29 +259,130 @@ def frequency_table(
     One row per mode (of the reference, or of the first result): ``mode``, ``character`` (e.g. ``"C-H stretch"``,
     from the reference's mode shapes), ``reference``, then per model ``<name>`` and ``<name> error`` (model minus
     reference). ``match="overlap"`` pairs modes by shape (:func:`match_modes`), ``"order"`` by rank.
+
+    ``reference`` may also give each model its own reference, ``{model name: reference}`` (a GFN2-xTB head against
+    GFN2-xTB, an MP2 head against MP2): then each distinct reference has a column ``reference: <its name>``, the
+    rows follow the first model's reference, the others are matched onto it like models, and each model's error is
+    against its own reference. ``table.attrs["references"]`` names each model's reference column.
     """
     if isinstance(results, VibrationsResult):
         results = [results]
     named = dict(results) if isinstance(results, Mapping) else {r.name: r for r in results}
     if not named:
         raise ValueError("no vibrational results to tabulate")
+    if isinstance(reference, Mapping):
+        missing = [name for name in named if name not in reference]
+        if missing:
+            raise ValueError(f"no reference given for {missing}; references are given for {list(reference)}")
+        return _table_per_reference(named, reference, match)
     base = reference if reference is not None else next(iter(named.values()))
     table = pd.DataFrame({"mode": np.arange(len(base.frequencies)), "character": base.characters})
     if reference is not None:
         table["reference"] = reference.frequencies
     for name, res in named.items():
-        if reference is not None and match == "overlap":
-            idx = match_modes(res, reference)
-        else:
-            idx = np.arange(min(len(res.frequencies), len(base.frequencies)))
-        values = np.full(len(base.frequencies), np.nan)
-        values[: len(idx)] = res.frequencies[idx]
+        values = _matched(res, base, match if reference is not None else "order")
         table[name] = values
         if reference is not None:
             table[f"{name} error"] = values - reference.frequencies
     table.attrs["units"] = "cm^-1"
     table.attrs["models"] = list(named)
+    if reference is not None:
+        table.attrs["references"] = dict.fromkeys(named, "reference")
     return table
+
+
+def _matched(result: VibrationsResult, base: VibrationsResult, match: str) -> np.ndarray:
+    """``result``'s wavenumbers (cm^-1) in the order of ``base``'s modes (NaN where it has fewer modes)."""
+    if match == "overlap":
+        idx = match_modes(result, base)
+    elif match == "order":
+        idx = np.arange(min(len(result.frequencies), len(base.frequencies)))
+    else:
+        raise ValueError(f"match must be 'overlap' or 'order', got {match!r}")
+    values = np.full(len(base.frequencies), np.nan)
+    values[: len(idx)] = result.frequencies[idx]
+    return values
+
+
+def _table_per_reference(
+    named: dict[str, VibrationsResult], references: Mapping[str, VibrationsResult], match: str
+) -> pd.DataFrame:
+    """:func:`frequency_table` with one reference per model."""
+    columns: dict[int, str] = {}  # id(reference) -> its column (two references of one name: "#2")
+    for name in named:
+        ref = references[name]
+        if id(ref) not in columns:
+            column, k = f"reference: {ref.name}", 2
+            while column in columns.values():
+                column, k = f"reference: {ref.name} #{k}", k + 1
+            columns[id(ref)] = column
+    base = references[next(iter(named))]
+    table = pd.DataFrame({"mode": np.arange(len(base.frequencies)), "character": base.characters})
+    rows_of: dict[int, np.ndarray] = {}  # row k holds mode rows_of[id(ref)][k] of each reference
+    for name in named:
+        ref = references[name]
+        if id(ref) not in rows_of:
+            same = ref is base or match == "order"
+            rows_of[id(ref)] = (
+                np.arange(min(len(ref.frequencies), len(base.frequencies))) if same else match_modes(ref, base)
+            )
+            table[columns[id(ref)]] = _matched(ref, base, "order" if ref is base else match)
+    for name, res in named.items():
+        ref = references[name]
+        idx = rows_of[id(ref)]
+        values = np.full(len(base.frequencies), np.nan)
+        values[: len(idx)] = _matched(res, ref, match)[idx]  # the model's modes paired with ref's, in row order
+        table[name] = values
+        table[f"{name} error"] = values - table[columns[id(ref)]].to_numpy()
+    table.attrs["units"] = "cm^-1"
+    table.attrs["models"] = list(named)
+    table.attrs["references"] = {name: columns[id(references[name])] for name in named}
+    return table
+
+
+def frequency_errors(result: VibrationsResult, reference: VibrationsResult, match: str = "overlap") -> dict:
+    """Per-mode harmonic frequency errors of ``result`` against ``reference``, in cm^-1.
+
+    Modes are paired by shape (:func:`match_modes`; ``match="order"`` pairs them by rank). Returns a dict:
+
+    - ``mae``: mean of |model − reference| over the paired modes (cm^-1),
+    - ``max_abs``: the largest |model − reference| (cm^-1),
+    - ``worst_mode``: the reference mode where that largest error is,
+    - ``table``: one row per reference mode, ``mode``, ``character``, ``reference``, ``frequency`` (the model's
+      paired mode) and ``error`` (model − reference), all cm^-1; NaN where the model has no mode to pair.
+    """
+    values = _matched(result, reference, match)
+    table = pd.DataFrame(
+        {
+            "mode": np.arange(len(reference.frequencies)),
+            "character": reference.characters,
+            "reference": reference.frequencies,
+            "frequency": values,
+            "error": values - reference.frequencies,
+        }
+    )
+    table.attrs["units"] = "cm^-1"
+    table.attrs["model"], table.attrs["reference"] = result.name, reference.name
+    errors = np.abs(table["error"].to_numpy())
+    if np.all(np.isnan(errors)):
+        raise ValueError(f"{result.name!r} has no mode to pair with those of the reference {reference.name!r}")
+    worst = int(np.nanargmax(errors))
+    return {"mae": float(np.nanmean(errors)), "max_abs": float(errors[worst]), "worst_mode": worst, "table": table}
+
+
+def reorder_atoms(result: VibrationsResult, order: Sequence[int]) -> VibrationsResult:
+    """The same vibrations with the atoms relabelled: atom ``k`` of the new result is atom ``order[k]`` of
+    ``result`` (the Hessian's 3x3 blocks permuted alike), so that it can be compared with a model that numbers
+    the atoms of the molecule in another order (see :func:`workbench.analysis.atom_correspondence`)."""
+    order = np.asarray(order, dtype=int)
+    n = len(result.atoms)
+    if sorted(order.tolist()) != list(range(n)):
+        raise ValueError(f"order must be a permutation of the {n} atoms, got {order.tolist()}")
+    atoms = Atoms(numbers=result.atoms.numbers[order], positions=result.atoms.positions[order])
+    idx = (3 * order[:, None] + np.arange(3)).ravel()
+    out = harmonic_analysis(atoms, result.hessian[np.ix_(idx, idx)], result.name, result.max_force)
+    out.provenance = dict(result.provenance)
+    return out
 
 
 def mode_trajectory(result: VibrationsResult, mode: int, amplitude: float = 0.25, n_frames: int = 24) -> list[Atoms]:

@@ -5,21 +5,29 @@ Three fidelities in the pattern of real multi-fidelity data: all configurations 
 level's energies and forces, a subset with a mid level's energies and forces, and a subset of that
 with the top level's energies only. Re-running with the same work directory resumes: the MD
 configurations are read back from ``md.h5`` and finished labels from the store.
+
+Beside each dataset the recipe ships a vibrational reference (:func:`make_vibrational_reference`):
+harmonic frequencies of the starting molecule at each level with gradients, each at that level's
+own minimum, read back by :func:`workbench.datasets.vibrational_reference`.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sqlite3
 import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 from ase import Atoms
 
 from ..data.dataset import Dataset
+from ..datasets import VIBRATIONS_FORMAT
 from .job import label
 from .levels import Level
 from .sampling import langevin_md
@@ -132,7 +140,8 @@ def make_builtin(
 
 
 def command_line(recipe: BuiltinRecipe, atoms: Atoms, argv=None) -> None:
-    """``python -m workbench.data.builtin.make_<name> [--work DIR] [--output FILE] [--workers N]``."""
+    """``python -m workbench.data.builtin.make_<name> [--work DIR] [--output FILE] [--workers N]
+    [--frequencies-only]``: the dataset, then its vibrational reference (or only the latter)."""
     import argparse
 
     here = Path(__file__).resolve().parents[1] / "data" / "builtin"
@@ -140,9 +149,158 @@ def command_line(recipe: BuiltinRecipe, atoms: Atoms, argv=None) -> None:
     parser.add_argument("--work", type=Path, default=Path(f"build/builtin-{recipe.name}"), help="work directory")
     parser.add_argument("--output", type=Path, default=here / f"{recipe.name}.h5")
     parser.add_argument("--workers", type=int, default=None, help="Dask workers (default: serial, one process)")
+    parser.add_argument(
+        "--frequencies-only",
+        action="store_true",
+        help=f"only the vibrational reference ({vibrations_file(recipe.name)}), not the dataset",
+    )
     args = parser.parse_args(argv)
     provenance = args.output.parent / f"PROVENANCE-{recipe.name}.md"
-    make_builtin(recipe, atoms, args.work, args.output, provenance, workers=args.workers)
+    if not args.frequencies_only:
+        make_builtin(recipe, atoms, args.work, args.output, provenance, workers=args.workers)
+    make_vibrational_reference(recipe, atoms, args.output.parent / vibrations_file(recipe.name), provenance)
+
+
+# --------------------------------------------------------------------------------------------- vibrations
+def vibrations_file(name: str) -> str:
+    """File name of a built-in molecule's vibrational reference, beside its dataset."""
+    return f"{name}-vibrations.json"
+
+
+def make_vibrational_reference(
+    recipe: BuiltinRecipe,
+    atoms: Atoms,
+    output: Path,
+    provenance: Path | None = None,
+    levels: tuple[str, ...] | None = None,
+    fmax: float = 1e-3,
+    steps: int = 500,
+    delta: float = 0.005,
+) -> dict:
+    """Harmonic frequencies of ``atoms`` at each level of the recipe that has gradients (``low`` and ``mid``;
+    the top level has energies only), each at that level's own minimum, written to ``output`` (JSON).
+
+    Per level: BFGS on the level's calculator from ``atoms`` to ``fmax`` eV/Å (at most ``steps`` steps), then
+    the Hessian by central differences of the level's analytic gradients, step ``delta`` Å (6n gradients), both
+    by :func:`workbench.analysis.reference_vibrations`. A level that stops short of ``fmax`` or has an imaginary
+    frequency at its minimum is an error, never a shipped number. Levels already in ``output`` with the same
+    settings, start and procedure are kept, so an interrupted run resumes. ``provenance`` (the dataset's
+    Markdown) gets a section that summarises the file.
+
+    The file holds ``format``, ``molecule``, ``units``, ``start`` (numbers, positions in Å) and ``levels``:
+    per level name its ``level`` (program, version, method, basis, every setting, key), ``geometry``
+    (numbers, positions in Å), ``max_force`` (eV/Å), ``hessian`` (eV/Å^2, atom-major), ``frequencies``
+    (cm^-1, ascending), ``characters``, ``procedure`` (optimizer, fmax, steps, Hessian method, delta,
+    gradients), ``wall_time_s``, ``date`` (UTC), ``programs`` (versions) and ``machine``.
+    """
+    from .. import __version__
+    from ..analysis.vibrations import reference_vibrations
+
+    levels = tuple(levels) if levels is not None else (recipe.low, recipe.mid)
+    start = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist()}
+    procedure = {
+        "optimizer": "ase.optimize.BFGS",
+        "fmax": fmax,
+        "max_steps": steps,
+        "hessian": "finite-difference",
+        "delta": delta,
+        "gradients": 6 * len(atoms),
+    }
+    data = {
+        "format": VIBRATIONS_FORMAT,
+        "molecule": recipe.name,
+        "units": {
+            "positions": "Å",
+            "max_force": "eV/Å",
+            "fmax": "eV/Å",
+            "delta": "Å",
+            "hessian": "eV/Å^2",
+            "frequencies": "cm^-1",
+            "wall_time_s": "s",
+        },
+        "made_by": f"workbench.qm.recipe.make_vibrational_reference "
+        f"(python -m workbench.data.builtin.make_{recipe.name} --frequencies-only)",
+        "start": start,
+        "levels": {},
+    }
+    old = json.loads(output.read_text()) if output.is_file() else {}
+    for name in levels:
+        level = Level(name)
+        kept = old.get("levels", {}).get(level.name) if old.get("start") == start else None
+        if kept and kept["level"]["key"] == level.key and kept["procedure"] == procedure:
+            _log(f"{level.name}: kept from {output}")
+            data["levels"][level.name] = kept
+            continue
+        _log(f"{level.name}: relaxing {recipe.name} to {fmax:g} eV/Å, then {6 * len(atoms)} gradients")
+        t0 = time.perf_counter()
+        result = reference_vibrations(
+            atoms, level, method="finite-difference", fmax=fmax, steps=steps, delta=delta, cache=False
+        )
+        wall = time.perf_counter() - t0
+        if not result.max_force <= fmax:
+            raise RuntimeError(
+                f"{level.name}: BFGS left {result.max_force:.2g} eV/Å on an atom of {recipe.name} after {steps} "
+                f"steps (expected at most {fmax:g} eV/Å); the frequencies would not be those of a minimum"
+            )
+        if np.any(result.frequencies < 0):
+            raise RuntimeError(
+                f"{level.name}: {int(np.sum(result.frequencies < 0))} imaginary frequencies at the relaxed "
+                f"{recipe.name} ({result.frequencies[result.frequencies < 0].round(1).tolist()} cm^-1): not a minimum"
+            )
+        data["levels"][level.name] = {
+            "level": {**level.describe(), "key": level.key},
+            "geometry": {"numbers": result.atoms.numbers.tolist(), "positions": result.atoms.positions.tolist()},
+            "max_force": result.max_force,
+            "hessian": result.hessian.tolist(),
+            "frequencies": result.frequencies.tolist(),
+            "characters": result.characters,
+            "procedure": procedure,
+            "wall_time_s": round(wall, 1),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "programs": {
+                "workbench": __version__,
+                level.program: level.version,
+                **{p: metadata.version(p) for p in ("ase", "numpy", "scipy")},
+                "python": platform.python_version(),
+            },
+            "machine": {"arch": platform.machine(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "")},
+        }
+        _log(f"{level.name}: {wall:.0f} s, largest force left {result.max_force:.1e} eV/Å")
+        output.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    output.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    _log(f"wrote {output} ({output.stat().st_size / 1e3:.0f} kB)")
+    if provenance is not None and provenance.is_file():
+        text = provenance.read_text()
+        text = text.split(_VIBRATIONS_HEADING)[0].rstrip("\n") + "\n\n" + _vibrations_section(data, output.name)
+        provenance.write_text(text)
+    return data
+
+
+_VIBRATIONS_HEADING = "## Vibrational reference"
+
+
+def _vibrations_section(data: dict, file_name: str) -> str:
+    lines = [
+        _VIBRATIONS_HEADING,
+        "",
+        f"`{file_name}` (read with `workbench.datasets.vibrational_reference`): harmonic frequencies of the starting "
+        "molecule at each level with gradients, each at that level's own minimum (ASE BFGS to the force below), "
+        "the Hessian by central differences of the level's analytic gradients; made by "
+        "`workbench.qm.recipe.make_vibrational_reference`.",
+        "",
+        "| level | program | version | largest force left | Hessian | wall time | date |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, entry in data["levels"].items():
+        p = entry["procedure"]
+        lines.append(
+            f"| {name} | {entry['level']['program']} | {entry['level']['version']} | {entry['max_force']:.1e} eV/Å "
+            f"(fmax {p['fmax']:g}) | {p['gradients']} gradients, step {p['delta']:g} Å | "
+            f"{_duration(entry['wall_time_s'])} | {entry['date'][:10]} |"
+        )
+    threads = {e["machine"]["OMP_NUM_THREADS"] for e in data["levels"].values()}
+    lines += ["", f"Threads (OMP_NUM_THREADS): {', '.join(sorted(threads))}.", ""]
+    return "\n".join(lines)
 
 
 def _progress(level: str):

@@ -33,20 +33,27 @@ REGION_COLORS = {
 def frequency_figure(table: pd.DataFrame, regions: tuple[str, ...] = ("C-H stretch", "O-H stretch")) -> go.Figure:
     """Harmonic wavenumbers (cm^-1) per model next to the reference, and each mode's error.
 
-    ``table`` is :func:`workbench.analysis.frequency_table`. Top: one row of ticks per model (and the reference);
-    bottom (with a reference): error against reference wavenumber. Every point's ``customdata`` is
-    ``[mode, character]``. The ``regions`` of :data:`~workbench.analysis.vibrations.STRETCH_REGIONS` are shaded.
+    ``table`` is :func:`workbench.analysis.frequency_table`. Top: one row of ticks per model (and per reference:
+    one, or one per level when each model has its own); bottom (with a reference): each model's error against its
+    reference's wavenumber. Every point's ``customdata`` is ``[mode, character]``. The ``regions`` of
+    :data:`~workbench.analysis.vibrations.STRETCH_REGIONS` are shaded.
     """
     from ..analysis.vibrations import STRETCH_REGIONS
 
     models = table.attrs.get("models") or [
-        c for c in table.columns if c not in ("mode", "character", "reference") and not c.endswith(" error")
+        c
+        for c in table.columns
+        if c not in ("mode", "character") and not c.startswith("reference") and not c.endswith(" error")
     ]
-    has_ref = "reference" in table.columns
+    references = table.attrs.get("references") or (
+        dict.fromkeys(models, "reference") if "reference" in table.columns else {}
+    )
+    has_ref = bool(references)
     rows = 2 if has_ref else 1
     fig = make_subplots(rows=rows, cols=1, shared_xaxes=True, row_heights=[0.55, 0.45][:rows], vertical_spacing=0.08)
-    names = (["reference"] if has_ref else []) + list(models)
-    colors = {"reference": "#1f2933", **model_colors(models)}
+    ref_columns = list(dict.fromkeys(references.values()))
+    names = ref_columns + list(models)
+    colors = {**dict(zip(ref_columns, ("#1f2933", "#7b8794", "#3e4c59"), strict=False)), **model_colors(models)}
     custom = table[["mode", "character"]].to_numpy(dtype=object)
     for name in names:
         fig.add_trace(
@@ -68,7 +75,7 @@ def frequency_figure(table: pd.DataFrame, regions: tuple[str, ...] = ("C-H stret
         for name in models:
             fig.add_trace(
                 go.Scatter(
-                    x=table["reference"].to_numpy(),
+                    x=table[references[name]].to_numpy(),
                     y=table[f"{name} error"].to_numpy(),
                     customdata=custom,
                     mode="markers",
@@ -77,7 +84,7 @@ def frequency_figure(table: pd.DataFrame, regions: tuple[str, ...] = ("C-H stret
                     showlegend=False,
                     marker={"color": colors[name], "size": 7},
                     hovertemplate=f"{name}<br>mode %{{customdata[0]}} %{{customdata[1]}}<br>"
-                    "reference %{x:.1f} cm⁻¹<br>error %{y:+.1f} cm⁻¹<extra></extra>",
+                    f"{references[name]} %{{x:.1f}} cm⁻¹<br>error %{{y:+.1f}} cm⁻¹<extra></extra>",
                 ),
                 row=2,
                 col=1,

@@ -1,4 +1,5 @@
-"""Regenerate the built-in malonaldehyde dataset (``malonaldehyde.h5`` and ``PROVENANCE-malonaldehyde.md``).
+"""Regenerate the built-in malonaldehyde dataset (``malonaldehyde.h5`` and ``PROVENANCE-malonaldehyde.md``) and its
+vibrational reference (``malonaldehyde-vibrations.json``; only that with ``--frequencies-only``).
 
     OMP_NUM_THREADS=1 python -m workbench.data.builtin.make_malonaldehyde [--work DIR]
 
