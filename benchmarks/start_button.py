@@ -62,7 +62,7 @@ def main(argv=None) -> pd.DataFrame:
     for seed in args.seeds:
         panel.seed.value = seed
         options = panel.train_options()
-        options.update(background=False, progress=False)
+        options.update(background=False, progress=True)  # a bar on standard error: epochs and the loss
         target = options["target"]
         force_level = [n for n in test.fidelity_names if test.labels[n].forces_mask.any()][-1]
         start = time.perf_counter()

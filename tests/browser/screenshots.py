@@ -2,9 +2,10 @@
 like a user drives it (no fast mode): train a multi-fidelity and a single-fidelity model, compare them, click a
 parity point, scan a dihedral against a QM reference, animate a mode.
 
-    python tests/browser/screenshots.py [--out docs/img] [--epochs 30]
+    python tests/browser/screenshots.py [--out docs/img] [--epochs 30] [--width 32]
 
-Takes a few minutes on a laptop CPU (the training runs are real). Screenshots of the tabs go to ``--out``.
+The runs use the Training panel's defaults unless told otherwise; takes several minutes on a laptop CPU (the
+training runs are real). Screenshots of the tabs go to ``--out``.
 """
 
 from __future__ import annotations
@@ -34,12 +35,14 @@ def choose(panel, labels: list[str]) -> None:
     panel.locator(".widget-select-multiple select").first.select_option(label=labels)
 
 
-def train(page, epochs: int, width: int) -> None:
+def train(page, epochs: int | None, width: int | None) -> None:
+    """Start a multi-fidelity run with the panel's defaults (what a new user gets), then a single-fidelity one."""
     panel = show_tab(page, "Training")
-    set_number(panel, "Epochs", epochs)
-    set_number(panel, "Width", width)
-    set_number(panel, "Batch", 64)
-    set_number(panel, "Patience", epochs)
+    if epochs is not None:
+        set_number(panel, "Epochs", epochs)
+        set_number(panel, "Patience", epochs)
+    if width is not None:
+        set_number(panel, "Width", width)
     panel.locator(".wb-start").click()  # multi-fidelity on every level
     panel.locator(".wb-strategy button", has_text="single").click()
     panel.get_by_label("queue after the runs in progress").check()
@@ -78,7 +81,7 @@ def compare(page) -> None:
 
 def scan(page, reference: str) -> None:
     panel = show_tab(page, "PES")
-    choose(panel, ["multifidelity-hipnn · ccsd(t)/cc-pvdz", "single-hipnn"])
+    choose(panel, ["multifidelity-hipnn", "single-hipnn"])  # the default multi-fidelity model keeps its target's head
     panel.locator(".wb-reference-level input").fill(reference)
     panel.locator(".wb-reference-level input").press("Enter")
     set_number(panel, "every", 3)
@@ -89,7 +92,7 @@ def scan(page, reference: str) -> None:
 
 def vibrate(page) -> None:
     panel = show_tab(page, "Vibrations")
-    choose(panel, ["multifidelity-hipnn · gfn2-xtb", "multifidelity-hipnn · ccsd(t)/cc-pvdz"])
+    choose(panel, ["multifidelity-hipnn", "single-hipnn"])
     panel.locator(".wb-vibrate").click()
     panel.locator(".wb-frequencies td", has_text="O-H stretch").first.wait_for(timeout=30 * MINUTES)
     wait_for_ink(page, ".wb-mode-view")
@@ -98,8 +101,8 @@ def vibrate(page) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "img")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--width", type=int, default=32)
+    parser.add_argument("--epochs", type=int, help="epochs and patience of both runs (default: the panel's)")
+    parser.add_argument("--width", type=int, help="model width (default: the panel's)")
     parser.add_argument("--reference", default="mp2/cc-pvdz", help="level of the PES scan's reference points")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)

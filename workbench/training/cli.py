@@ -14,7 +14,7 @@ A configuration (every key but ``data`` optional)::
     fidelities: {gfn2-xtb: [energy, forces], ccsd(t)/cc-pvdz: [energy]}
     target: ccsd(t)/cc-pvdz
     training: {max_epochs: 200, lr: 1.0e-3, batch_size: 32, device: auto, seed: 0}
-    options: {finetune_lr_factor: 0.1}    # recipe options
+    options: {finetune_epochs: 200}  # recipe options (multifidelity: residual heads, then fine-tuning)
     output: run.wb                   # the trained model (zip of JSON + safetensors)
     checkpoint: run-checkpoints/     # per-epoch checkpoints, for --resume
 
