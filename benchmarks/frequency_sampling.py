@@ -26,8 +26,9 @@ def main(argv=None) -> pd.DataFrame:
     import torch
 
     torch.set_num_threads(args.threads)
-    import workbench as wb
     from multifidelity import levels, split
+
+    import workbench as wb
     from workbench.analysis.vibrations import frequency_errors, vibrations
     from workbench.data import concatenate
     from workbench.qm import label

@@ -85,7 +85,8 @@ def main(argv=None) -> pd.DataFrame:
     table["energy MAE (kcal/mol)"] = table["energy MAE (meV)"] / 43.364
     opts = {k: v for k, v in options.items() if k not in ("train", "validation", "weights")}
     print(f"\nbuilt-in ethanol, the panel's defaults {opts}, {args.threads} threads;")
-    print(f"test split: {len(test)} configurations, {int(test.labels[target].energy_mask.sum())} with {target} energies")
+    n_target = int(test.labels[target].energy_mask.sum())
+    print(f"test split: {len(test)} configurations, {n_target} with {target} energies")
     print(table.to_string(float_format="{:.1f}".format))
     return table
 

@@ -18,7 +18,6 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 
@@ -69,8 +68,9 @@ def main(argv=None) -> pd.DataFrame:
     parser.add_argument("--target", default="reference", help="which runs: reference (MP2 from energies) or top")
     parser.add_argument("--out", type=Path, help="write the per-model rows to this CSV file")
     args = parser.parse_args(argv)
-    import workbench as wb
     from multifidelity import markdown
+
+    import workbench as wb
     from workbench.analysis.vibrations import frequency_errors
 
     references = {level: wb.datasets.vibrational_reference("ethanol", level) for level in ("gfn2-xtb", "mp2/cc-pvdz")}
