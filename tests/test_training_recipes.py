@@ -148,6 +148,16 @@ def test_a_residual_model_becomes_plain_heads_that_predict_the_same(levels):
     nonlinear = build_model("gmnn", [1, 6, 8], fidelities=[LOW, HIGH], fidelity_mode="residual", readout_hidden=[4])
     with pytest.raises(ValueError, match="readouts are linear"):
         transplant(nonlinear, {HIGH: HIGH}, TrainSettings(device="cpu"))
+    # the recipe says so before the joint fit, not after it
+    with pytest.raises(ValueError, match="linear readouts"):
+        train(
+            train_set,
+            family="hipnn",
+            recipe="multifidelity",
+            fidelities=BOTH,
+            model={**SMALL, "fidelity_mode": "residual", "readout_hidden": [4]},
+            **FAST,
+        ).result()
 
 
 @pytest.mark.slow

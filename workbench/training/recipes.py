@@ -101,7 +101,8 @@ def multifidelity(
     names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
     model_settings = dict(model_settings or {})
     if family != "linear":  # the linear family fits one coefficient set per level: heads only
-        model_settings.setdefault("fidelity_mode", "residual")
+        # residual heads come apart for fine-tuning only when the readouts are linear
+        model_settings.setdefault("fidelity_mode", "heads" if model_settings.get("readout_hidden") else "residual")
     model = new_model(family, elements_of(train, validation), names, model_settings, settings)
     if finetune_lr_factor == "auto":
         finetune_lr_factor = FINETUNE_LR_FACTOR if family != "linear" and model.fidelity_mode != "embedding" else None
@@ -112,6 +113,11 @@ def multifidelity(
             raise ValueError("multifidelity: fine-tuning keeps the target's head, so it needs a head per level")
         if target not in names:
             raise ValueError(f"multifidelity: the target {target!r} is not among the fidelities {names}")
+        if model.fidelity_mode == "residual" and model_settings.get("readout_hidden"):
+            raise ValueError(
+                "multifidelity: fine-tuning keeps the target's head alone, which residual heads allow only with "
+                "linear readouts (readout_hidden=[]); use fidelity_mode='heads' or finetune_lr_factor=None"
+            )
     tie = float(tie_heads or 0.0)
     if tie:
         if family == "linear":
