@@ -92,6 +92,18 @@ def test_central_differences_of_float32_totals_match_the_forces(family, mp2):
     check(forces.detach().double().numpy(), total, batch.positions.detach().numpy())
 
 
+def calculator_energy(atoms):
+    """The energy (eV) of ``atoms``' calculator at other positions (Å), as a function of them."""
+
+    def total(positions):
+        probe = atoms.copy()
+        probe.positions = positions
+        probe.calc = atoms.calc
+        return probe.get_potential_energy()
+
+    return total
+
+
 @pytest.mark.parametrize("family", list(SETTINGS))
 def test_ase_calculator_energies_resolve_finite_differences(family, mp2):
     model = make_model(family, mp2)
@@ -100,13 +112,7 @@ def test_ase_calculator_energies_resolve_finite_differences(family, mp2):
     forces = atoms.get_forces()
     assert isinstance(atoms.get_potential_energy(), float) and atoms.get_potential_energy() < -4000.0
 
-    def total(positions):
-        probe = atoms.copy()
-        probe.positions = positions
-        probe.calc = atoms.calc
-        return probe.get_potential_energy()
-
-    check(forces, total, atoms.positions.copy())
+    check(forces, calculator_energy(atoms), atoms.positions.copy())
 
 
 def test_trained_linear_model_calculator_and_predict_resolve_finite_differences(mp2):
@@ -120,10 +126,4 @@ def test_trained_linear_model_calculator_and_predict_resolve_finite_differences(
     predicted = trained.predict(mp2.select([0]))
     assert atoms.get_potential_energy() == pytest.approx(predicted["energy"][0], abs=1e-9)
 
-    def total(positions):
-        probe = atoms.copy()
-        probe.positions = positions
-        probe.calc = atoms.calc
-        return probe.get_potential_energy()
-
-    check(forces, total, atoms.positions.copy())
+    check(forces, calculator_energy(atoms), atoms.positions.copy())
