@@ -4,7 +4,7 @@ The panel is built on the app's own state (the built-in ethanol and its seeded t
 choices are turned into ``wb.train`` arguments by the panel itself (``TrainingPanel.train_options``), and the run is
 timed with 2 threads. The model is judged on the test split: the target's (CCSD(T)) energies, and forces against
 the highest level with forces (MP2) where the test configurations have them; beside it, the lower levels as they
-are (no ML; energies offset by the mean difference on the training configurations).
+are (no ML), as the Compare tab's "no ML" rows give them.
 
     python benchmarks/start_button.py [--seeds 0 1 2] [--threads 2]
 """
@@ -18,21 +18,20 @@ import numpy as np
 import pandas as pd
 
 
-def yardsticks(train, test, target: str, force_level: str) -> list[dict]:
-    """The lower levels' own labels on the test configurations, offset by the mean difference on train."""
+def yardsticks(test, target: str, force_level: str) -> list[dict]:
+    """The lower levels' own labels on the test configurations (``wb.analysis.label_residuals``: energies offset by
+    per-element reference energies fitted where both levels have them), as the Compare tab shows them."""
+    import workbench as wb
+
     rows = []
     for name in test.fidelity_names:
-        if name == target or test.fidelity(name).rank >= test.fidelity(target).rank:
+        if test.fidelity(name).rank >= test.fidelity(target).rank:
             continue
-        both = train.labels[name].energy_mask & train.labels[target].energy_mask
-        offset = np.mean(train.labels[target].energy[both] - train.labels[name].energy[both])
-        have = test.labels[name].energy_mask & test.labels[target].energy_mask
-        de = test.labels[name].energy[have] + offset - test.labels[target].energy[have]
-        row = {"model": f"{name} as is (no ML)", "energy MAE (meV)": 1000 * np.abs(de).mean()}
-        lab, ref = test.labels[name], test.labels[force_level]
-        if name != force_level and lab.forces is not None:
-            atoms = np.repeat(lab.forces_mask & ref.forces_mask, test.n_atoms)
-            row["force MAE (meV/Å)"] = 1000 * np.abs(lab.forces[atoms] - ref.forces[atoms]).mean()
+        energy = wb.analysis.label_residuals(test, name, target)
+        row = {"model": f"{name} as is (no ML)", "energy MAE (meV)": 1000 * np.abs(energy.energy_error).mean()}
+        if name != force_level and test.labels[name].forces_mask.any():
+            forces = wb.analysis.label_residuals(test, name, force_level)
+            row["force MAE (meV/Å)"] = 1000 * np.abs(forces.force_error).mean()
         rows.append(row)
     return rows
 
@@ -80,7 +79,7 @@ def main(argv=None) -> pd.DataFrame:
             }
         )
         print(rows[-1], flush=True)
-    rows += yardsticks(state.subset("train"), test, target, force_level)
+    rows += yardsticks(test, target, force_level)
     table = pd.DataFrame(rows).set_index("model")
     table["energy MAE (kcal/mol)"] = table["energy MAE (meV)"] / 43.364
     opts = {k: v for k, v in options.items() if k not in ("train", "validation", "weights")}
