@@ -10,7 +10,7 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations, VibrationsData
 
-from workbench.calculator import WorkbenchCalculator, hessian
+from workbench.models.ase_calculator import WorkbenchCalculator, hessian
 from workbench.models import Batch, build_model, energy_and_forces
 
 FIDELITIES = ["gfn2-xtb", "ccsd(t)/cc-pvdz"]

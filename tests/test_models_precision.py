@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.calculator import WorkbenchCalculator
+from workbench.models.ase_calculator import WorkbenchCalculator
 from workbench.models import Batch, build_model, energy_and_forces
 
 LEVEL = "mp2/cc-pvdz"

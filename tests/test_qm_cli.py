@@ -9,7 +9,7 @@ import pytest
 from ase.build import molecule
 
 from workbench.data import Dataset
-from workbench.qm import cli
+from workbench.qm import label_command as cli
 
 pytestmark = pytest.mark.qm
 

@@ -11,7 +11,7 @@ from ase.build import molecule
 
 from workbench.data import Dataset
 from workbench.qm import JobCancelled, Level, compute_label, label
-from workbench.qm.job import default_chunk_size
+from workbench.qm.labeling_job import default_chunk_size
 from workbench.qm.store import LabelStore, configuration_keys
 
 pytestmark = pytest.mark.qm

@@ -9,7 +9,7 @@ import torch
 
 import workbench as wb
 from workbench.training import TrainedModel, TrainingCancelled, TrainSettings, train
-from workbench.training.cli import read_config
+from workbench.training.train_command import read_config
 
 FID = "pbe+vdw-ts"
 TINY = dict(n_features=8, n_interactions=1, n_atom_layers=1, n_sensitivities=6, cutoff=4.0)

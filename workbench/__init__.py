@@ -11,7 +11,7 @@ Internal units are eV and Å (forces eV/Å).
 
 from importlib import import_module
 
-from . import datasets
+from .data import builtin as datasets
 from .data import Dataset, DatasetError, Fidelity
 from .data.io import load
 

@@ -78,12 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_convert)
 
     try:
-        from .qm import cli as qm_cli
+        from .qm import label_command as qm_cli
     except ImportError:  # the QM programs are an optional extra
         qm_cli = None
     if qm_cli is not None and hasattr(qm_cli, "add_parser"):
         qm_cli.add_parser(sub)
-    from .training import cli as train_cli
+    from .training import train_command as train_cli
 
     train_cli.add_parser(sub)
     return parser

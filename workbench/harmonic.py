@@ -1,5 +1,6 @@
-"""Harmonic analysis of a molecule: the Hessian math that normal-mode sampling (``workbench.qm``)
-and vibrational analysis (``workbench.analysis``) share.
+"""Harmonic analysis of a molecule: the Hessian math, the bonded graph that names the modes, and the result
+object that normal-mode sampling (``workbench.qm``), the shipped references (``wb.datasets``, :mod:`workbench.data.builtin`) and
+vibrational analysis (``workbench.analysis``) share.
 
 Units: Hessians in eV/Å², mass-weighted eigenvalues ω² in eV/(Å² amu), wavenumbers in cm⁻¹
 (imaginary ones as negative numbers). Wilson, Decius & Cross, *Molecular Vibrations* (1955).
@@ -7,8 +8,12 @@ Units: Hessians in eV/Å², mass-weighted eigenvalues ω² in eV/(Å² amu), wav
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import numpy as np
+import pandas as pd
 from ase import Atoms, units
+from ase.data import chemical_symbols
 
 
 def finite_difference_hessian(atoms: Atoms, calc, delta: float = 0.005) -> np.ndarray:
@@ -66,3 +71,120 @@ def to_wavenumbers(omega2: np.ndarray) -> np.ndarray:
     negative)."""
     omega = np.sqrt(np.abs(omega2) * units._e / units._amu) * 1e10  # rad/s
     return np.sign(omega2) * omega / (2 * np.pi * units._c * 100)
+
+
+#: Two atoms are bonded when closer than this times the sum of their covalent radii (ASE's natural cutoffs); the
+#: margin keeps stretched bonds of a hot or poorly relaxed geometry in the graph.
+BOND_SCALE = 1.2
+
+
+def bond_graph(atoms: Atoms, scale: float = BOND_SCALE) -> np.ndarray:
+    """``(n, n)`` bool adjacency: bonded when closer than ``scale`` times the sum of natural covalent radii."""
+    from ase.neighborlist import natural_cutoffs
+
+    radii = np.asarray(natural_cutoffs(atoms, mult=scale))
+    d = np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1)
+    adj = d < radii[:, None] + radii[None, :]
+    np.fill_diagonal(adj, False)
+    return adj
+
+
+def bonds(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[int, int]]:
+    """Bonded pairs ``(i, j)`` with ``i < j``."""
+    i, j = np.nonzero(np.triu(bond_graph(atoms, scale)))
+    return list(zip(i.tolist(), j.tolist(), strict=True))
+
+
+#: Wavenumber windows (cm^-1) where X-H stretches appear, for marking figures.
+STRETCH_REGIONS = {"C-H stretch": (2800.0, 3150.0), "N-H stretch": (3300.0, 3500.0), "O-H stretch": (3200.0, 3800.0)}
+
+
+@dataclass
+class VibrationsResult:
+    """Harmonic analysis of one model head or level at one geometry.
+
+    Attributes
+    ----------
+    name
+        The model head's label or the level's name.
+    atoms
+        The geometry analysed (relaxed unless asked not to), Å.
+    hessian
+        ``(3n, 3n)`` eV/Å^2, atom-major (x0, y0, z0, x1, ...).
+    frequencies
+        ``(m,)`` harmonic wavenumbers in cm^-1, ascending; imaginary ones negative. ``m = 3n - 6`` (5 if linear).
+    modes
+        ``(m, n, 3)`` Cartesian displacement of each mode, unit norm over all atoms.
+    mass_weighted
+        ``(3n, m)`` orthonormal eigenvectors of the mass-weighted Hessian.
+    characters
+        Per mode, ``"O-H stretch"``-like when one kind of bond stretch carries most of the motion, else ``""``.
+    max_force
+        Largest force (eV/Å) left on an atom at ``atoms``: the frequencies are only meaningful near zero.
+    provenance
+        Where the numbers came from, when known: for a shipped reference
+        (:func:`workbench.data.builtin.vibrational_reference`) the level with all its settings, program versions,
+        optimizer and Hessian settings, wall time and date.
+    """
+
+    name: str
+    atoms: Atoms = field(repr=False)
+    hessian: np.ndarray = field(repr=False)
+    frequencies: np.ndarray
+    modes: np.ndarray = field(repr=False)
+    mass_weighted: np.ndarray = field(repr=False)
+    characters: list[str] = field(default_factory=list)
+    max_force: float = float("nan")
+    provenance: dict = field(default_factory=dict, repr=False)
+
+    def table(self) -> pd.DataFrame:
+        """One row per mode: ``mode``, ``frequency`` (cm^-1), ``character``."""
+        return pd.DataFrame(
+            {"mode": np.arange(len(self.frequencies)), "frequency": self.frequencies, "character": self.characters}
+        )
+
+
+def stretch_characters(atoms: Atoms, modes: np.ndarray, threshold: float = 0.5) -> list[str]:
+    """Name each mode after the kind of bond whose stretching carries more than ``threshold`` of its motion.
+
+    The stretch of bond ``i-j`` in a unit-norm displacement ``d`` is ``(d_j - d_i) · e_ij``; a pure O-H stretch
+    puts nearly all of ``|d|^2`` there, a bend or torsion almost none.
+    """
+    pairs = bonds(atoms)
+    if not pairs:
+        return [""] * len(modes)
+    i, j = np.array(pairs).T
+    e = atoms.positions[j] - atoms.positions[i]
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    kinds = []
+    for a, b in zip(i, j, strict=True):
+        za, zb = sorted((atoms.numbers[a], atoms.numbers[b]), reverse=True)
+        kinds.append(f"{chemical_symbols[za]}-{chemical_symbols[zb]}")
+    kinds = np.array(kinds)
+    out = []
+    for d in modes:
+        stretch = np.einsum("bk,bk->b", d[j] - d[i], e) ** 2
+        total = float(np.sum(d**2))
+        best, share = "", 0.0
+        for kind in np.unique(kinds):
+            s = float(stretch[kinds == kind].sum()) / total
+            if s > share:
+                best, share = kind, s
+        out.append(f"{best} stretch" if share > threshold else "")
+    return out
+
+
+def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_force: float = np.nan):
+    """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`.
+
+    The mass-weighted Hessian is diagonalised in the space orthogonal to translations and rotations, which gives
+    exactly 3n - 6 (3n - 5) vibrations, with no near-zero rigid modes to sort out.
+    """
+    hessian = np.asarray(hessian, dtype=float)
+    omega2, vectors = normal_modes(atoms, hessian)
+    inv_sq = np.repeat(1.0 / np.sqrt(atoms.get_masses()), 3)
+    cart = vectors * inv_sq[:, None]
+    cart = (cart / np.linalg.norm(cart, axis=0)).T.reshape(-1, len(atoms), 3)
+    return VibrationsResult(
+        name, atoms.copy(), hessian, to_wavenumbers(omega2), cart, vectors, stretch_characters(atoms, cart), max_force
+    )

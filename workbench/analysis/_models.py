@@ -171,7 +171,7 @@ class Predictor:
         """``(3n, 3n)`` Hessian in eV/Å^2: exact by autograd for a torch model, else central differences
         of the calculator's forces with step ``delta`` Å."""
         if self.module is not None and self.batch_predict is None:
-            from ..calculator import hessian
+            from ..models.ase_calculator import hessian
 
             return np.asarray(hessian(self.module, atoms, self.fidelity, device=self.torch_device))
         return finite_difference_hessian(atoms, self.calculator(), delta)
@@ -244,7 +244,7 @@ def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predict
     if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], (str, type(None))):
         return _resolve_one(model[0], name, model[1], device)
     if isinstance(model, str):
-        from ..qm.calculator import QMCalculator
+        from ..qm.qm_calculator import QMCalculator
 
         level = canonical_name(model)
         return [Predictor(name, level, make_calculator=lambda: QMCalculator(level))]
@@ -263,7 +263,7 @@ def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predict
             def make(head=head):
                 if hasattr(model, "calculator") and callable(model.calculator) and model is not module:
                     return model.calculator(fidelity=head)
-                from ..calculator import WorkbenchCalculator
+                from ..models.ase_calculator import WorkbenchCalculator
 
                 return WorkbenchCalculator(module, fidelity=head, device=device or _where(module))
 

@@ -15,30 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from ase import Atoms
 
+from ..harmonic import BOND_SCALE, bond_graph, bonds  # noqa: F401  (re-exported: coordinates are cut at bonds)
+
 KINDS = {"bond": 2, "angle": 3, "dihedral": 4, "mode": 0}
 UNITS = {"bond": "Å", "angle": "°", "dihedral": "°", "mode": "Å"}
-
-
-#: Two atoms are bonded when closer than this times the sum of their covalent radii (ASE's natural cutoffs); the
-#: margin keeps stretched bonds of a hot or poorly relaxed geometry in the graph.
-BOND_SCALE = 1.2
-
-
-def bond_graph(atoms: Atoms, scale: float = BOND_SCALE) -> np.ndarray:
-    """``(n, n)`` bool adjacency: bonded when closer than ``scale`` times the sum of natural covalent radii."""
-    from ase.neighborlist import natural_cutoffs
-
-    radii = np.asarray(natural_cutoffs(atoms, mult=scale))
-    d = np.linalg.norm(atoms.positions[:, None] - atoms.positions[None], axis=-1)
-    adj = d < radii[:, None] + radii[None, :]
-    np.fill_diagonal(adj, False)
-    return adj
-
-
-def bonds(atoms: Atoms, scale: float = BOND_SCALE) -> list[tuple[int, int]]:
-    """Bonded pairs ``(i, j)`` with ``i < j``."""
-    i, j = np.nonzero(np.triu(bond_graph(atoms, scale)))
-    return list(zip(i.tolist(), j.tolist(), strict=True))
 
 
 def _superposed_rmsd(a: np.ndarray, b: np.ndarray, weights: np.ndarray) -> float:

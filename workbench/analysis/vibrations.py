@@ -1,7 +1,7 @@
 """Harmonic vibrational analysis: relax, Hessian, frequencies (cm^-1) and normal modes, for a model or a
 level of theory, and the table that sets them side by side.
 
-A model's Hessian is exact, by autograd through the network (:func:`workbench.calculator.hessian`); an ASE
+A model's Hessian is exact, by autograd through the network (:func:`workbench.models.ase_calculator.hessian`); an ASE
 calculator's comes from central differences of its forces. Reference Hessians come from PySCF's analytic
 second derivatives for HF and DFT or from central differences of the QM engine's gradients for other
 levels (:func:`workbench.qm.hessian`); they are kept on disk, keyed by the starting geometry and the level
@@ -14,111 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
-from ase.data import chemical_symbols
 
-from ..harmonic import normal_modes, to_wavenumbers
+from ..harmonic import STRETCH_REGIONS, VibrationsResult, harmonic_analysis, stretch_characters  # noqa: F401
 from ._models import predictors
-from .coordinates import bonds
-
-#: Wavenumber windows (cm^-1) where X-H stretches appear, for marking figures.
-STRETCH_REGIONS = {"C-H stretch": (2800.0, 3150.0), "N-H stretch": (3300.0, 3500.0), "O-H stretch": (3200.0, 3800.0)}
-
-
-@dataclass
-class VibrationsResult:
-    """Harmonic analysis of one model head or level at one geometry.
-
-    Attributes
-    ----------
-    name
-        The model head's label or the level's name.
-    atoms
-        The geometry analysed (relaxed unless asked not to), Å.
-    hessian
-        ``(3n, 3n)`` eV/Å^2, atom-major (x0, y0, z0, x1, ...).
-    frequencies
-        ``(m,)`` harmonic wavenumbers in cm^-1, ascending; imaginary ones negative. ``m = 3n - 6`` (5 if linear).
-    modes
-        ``(m, n, 3)`` Cartesian displacement of each mode, unit norm over all atoms.
-    mass_weighted
-        ``(3n, m)`` orthonormal eigenvectors of the mass-weighted Hessian.
-    characters
-        Per mode, ``"O-H stretch"``-like when one kind of bond stretch carries most of the motion, else ``""``.
-    max_force
-        Largest force (eV/Å) left on an atom at ``atoms``: the frequencies are only meaningful near zero.
-    provenance
-        Where the numbers came from, when known: for a shipped reference
-        (:func:`workbench.datasets.vibrational_reference`) the level with all its settings, program versions,
-        optimizer and Hessian settings, wall time and date.
-    """
-
-    name: str
-    atoms: Atoms = field(repr=False)
-    hessian: np.ndarray = field(repr=False)
-    frequencies: np.ndarray
-    modes: np.ndarray = field(repr=False)
-    mass_weighted: np.ndarray = field(repr=False)
-    characters: list[str] = field(default_factory=list)
-    max_force: float = float("nan")
-    provenance: dict = field(default_factory=dict, repr=False)
-
-    def table(self) -> pd.DataFrame:
-        """One row per mode: ``mode``, ``frequency`` (cm^-1), ``character``."""
-        return pd.DataFrame(
-            {"mode": np.arange(len(self.frequencies)), "frequency": self.frequencies, "character": self.characters}
-        )
-
-
-def stretch_characters(atoms: Atoms, modes: np.ndarray, threshold: float = 0.5) -> list[str]:
-    """Name each mode after the kind of bond whose stretching carries more than ``threshold`` of its motion.
-
-    The stretch of bond ``i-j`` in a unit-norm displacement ``d`` is ``(d_j - d_i) · e_ij``; a pure O-H stretch
-    puts nearly all of ``|d|^2`` there, a bend or torsion almost none.
-    """
-    pairs = bonds(atoms)
-    if not pairs:
-        return [""] * len(modes)
-    i, j = np.array(pairs).T
-    e = atoms.positions[j] - atoms.positions[i]
-    e /= np.linalg.norm(e, axis=1, keepdims=True)
-    kinds = []
-    for a, b in zip(i, j, strict=True):
-        za, zb = sorted((atoms.numbers[a], atoms.numbers[b]), reverse=True)
-        kinds.append(f"{chemical_symbols[za]}-{chemical_symbols[zb]}")
-    kinds = np.array(kinds)
-    out = []
-    for d in modes:
-        stretch = np.einsum("bk,bk->b", d[j] - d[i], e) ** 2
-        total = float(np.sum(d**2))
-        best, share = "", 0.0
-        for kind in np.unique(kinds):
-            s = float(stretch[kinds == kind].sum()) / total
-            if s > share:
-                best, share = kind, s
-        out.append(f"{best} stretch" if share > threshold else "")
-    return out
-
-
-def harmonic_analysis(atoms: Atoms, hessian: np.ndarray, name: str = "", max_force: float = np.nan):
-    """Frequencies and modes from a Cartesian Hessian (eV/Å^2) at ``atoms``; see :class:`VibrationsResult`.
-
-    The mass-weighted Hessian is diagonalised in the space orthogonal to translations and rotations, which gives
-    exactly 3n - 6 (3n - 5) vibrations, with no near-zero rigid modes to sort out.
-    """
-    hessian = np.asarray(hessian, dtype=float)
-    omega2, vectors = normal_modes(atoms, hessian)
-    inv_sq = np.repeat(1.0 / np.sqrt(atoms.get_masses()), 3)
-    cart = vectors * inv_sq[:, None]
-    cart = (cart / np.linalg.norm(cart, axis=0)).T.reshape(-1, len(atoms), 3)
-    return VibrationsResult(
-        name, atoms.copy(), hessian, to_wavenumbers(omega2), cart, vectors, stretch_characters(atoms, cart), max_force
-    )
 
 
 def _relax(atoms: Atoms, calc, fmax: float, steps: int) -> tuple[Atoms, float]:

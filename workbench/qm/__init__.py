@@ -9,9 +9,9 @@
   displacements; :func:`choose`: random or farthest-point subsets for the expensive levels.
 """
 
-from .calculator import QMCalculator
+from .qm_calculator import QMCalculator
 from .hessian import hessian
-from .job import JobCancelled, LabelJob, label
+from .labeling_job import JobCancelled, LabelJob, label
 from .levels import Level, compute_label, compute_labels
 from .store import LabelStore, configuration_key
 

@@ -12,7 +12,7 @@ import logging
 
 import numpy as np
 
-from .job import _compute_chunk, default_chunk_size
+from .labeling_job import _compute_chunk, default_chunk_size
 from .store import LabelBatch
 
 #: Dask's housekeeping timers (20 ms event-loop ticks, 10 ms stack profiling, 100 ms memory checks)

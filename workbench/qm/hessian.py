@@ -27,7 +27,7 @@ def hessian(atoms: Atoms, level: str | Level, method: str = "auto", delta: float
     level = level if isinstance(level, Level) else Level(level)
     if resolve_method(level, method) == "analytic":
         return analytic_hessian(atoms, level)
-    from .calculator import QMCalculator
+    from .qm_calculator import QMCalculator
 
     return finite_difference_hessian(atoms, QMCalculator(level), delta)
 

@@ -216,7 +216,7 @@ class Level:
     # ----------------------------------------------------------------------------- running
     def calculator(self):
         """This level as an ASE calculator."""
-        from .calculator import QMCalculator
+        from .qm_calculator import QMCalculator
 
         return QMCalculator(self)
 

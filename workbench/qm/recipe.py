@@ -8,7 +8,7 @@ configurations are read back from ``md.h5`` and finished labels from the store.
 
 Beside each dataset the recipe ships a vibrational reference (:func:`make_vibrational_reference`):
 harmonic frequencies of the starting molecule at each level with gradients, each at that level's
-own minimum, read back by :func:`workbench.datasets.vibrational_reference`.
+own minimum, read back by :func:`wb.datasets.vibrational_reference`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 from ase import Atoms
 
 from ..data.dataset import Dataset
-from ..datasets import VIBRATIONS_FORMAT
-from .job import label
+from ..data.builtin import VIBRATIONS_FORMAT
+from .labeling_job import label
 from .levels import Level
 from .sampling import langevin_md
 from .select import choose
@@ -283,7 +283,7 @@ def _vibrations_section(data: dict, file_name: str) -> str:
     lines = [
         _VIBRATIONS_HEADING,
         "",
-        f"`{file_name}` (read with `workbench.datasets.vibrational_reference`): harmonic frequencies of the starting "
+        f"`{file_name}` (read with `wb.datasets.vibrational_reference`): harmonic frequencies of the starting "
         "molecule at each level with gradients, each at that level's own minimum (ASE BFGS to the force below), "
         "the Hessian by central differences of the level's analytic gradients; made by "
         "`workbench.qm.recipe.make_vibrational_reference`.",

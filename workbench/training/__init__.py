@@ -9,7 +9,7 @@
 from .api import train
 from .callbacks import Callback, TqdmProgress
 from .checkpoint import CheckpointError, load_checkpoint
-from .jobs import TrainingJob
+from .training_job import TrainingJob
 from .loss import MaskedLoss
 from .recipes import RECIPES, LearningCurve
 from .settings import TrainSettings

@@ -13,7 +13,7 @@ import torch
 from ..data.dataset import Dataset
 from .callbacks import as_callbacks
 from .data import data_hash, normalise_fidelities
-from .jobs import TrainingJob
+from .training_job import TrainingJob
 from .recipes import RECIPES
 from .settings import TrainSettings
 from .stages import RunContext

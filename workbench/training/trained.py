@@ -101,7 +101,7 @@ class TrainedModel:
     def calculator(self, fidelity: str | None = None, device: str | torch.device = "cpu"):
         """An ASE calculator (eV, eV/Å) for one fidelity (default: :attr:`target`). A Δ-learning model
         sums its correction and the low level (a QM calculation or the low-level model)."""
-        from ..calculator import WorkbenchCalculator
+        from ..models.ase_calculator import WorkbenchCalculator
 
         name = self._fidelity(fidelity)
         calc = WorkbenchCalculator(self.module, fidelity=name, device=device)

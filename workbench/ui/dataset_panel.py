@@ -11,7 +11,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from ase.data import chemical_symbols
 
-from .. import datasets
+from ..data import builtin as datasets
 from ..data.dataset import Dataset
 from ..viz.dataset import coverage_figure, energy_distribution_figure, highlight_points, labels_table
 from ..viz.structure import replace_structure, structure_view

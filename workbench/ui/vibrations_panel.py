@@ -2,7 +2,7 @@
 and largest, and any normal mode animated in 3D with arrows and an amplitude slider.
 
 Each model relaxes and diagonalises its Hessian (:func:`workbench.analysis.vibrations`). The reference is, by
-default, the harmonic frequencies shipped with a built-in molecule (:func:`workbench.datasets.vibrational_reference`,
+default, the harmonic frequencies shipped with a built-in molecule (:func:`workbench.data.builtin.vibrational_reference`,
 no quantum chemistry in the panel): each head against its own level when it is shipped, else against the most
 accurate level shipped, and relaxed from that reference's minimum so that both describe the same conformer. Or the
 reference is computed here at a level of theory (:func:`workbench.analysis.reference_vibrations`, kept on disk),
@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from .. import analysis, datasets
+from .. import analysis
+from ..data import builtin as datasets
 from ..data.fidelity import canonical_name
 from ..viz.vibrations import frequency_figure, mode_view
 from .common import COMPACT, BackgroundTask, ModelChooser, panel_task, replace_figure, row, section

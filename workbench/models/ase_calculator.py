@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from .models.base import energy_and_forces
-from .models.batch import Batch
+from .base import energy_and_forces
+from .batch import Batch
 
 
 def _module(model) -> torch.nn.Module:

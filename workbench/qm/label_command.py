@@ -86,7 +86,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     """Run ``workbench label``; 0 when every label is present, 1 when some failed (listed on stderr)."""
     from ..data.io import load
-    from .job import label
+    from .labeling_job import label
 
     ds = load(args.input if len(args.input) > 1 else args.input[0])
     indices = None if not args.indices else parse_indices(args.indices, len(ds))

@@ -101,7 +101,7 @@ def read_config(path: str | Path, overrides=()) -> dict:
 
 def load_data(spec, base: Path):
     from ..data.io import load
-    from ..datasets import builtin
+    from ..data.builtin import builtin
 
     if isinstance(spec, str) and spec.startswith("builtin:"):
         return builtin(spec.split(":", 1)[1])
