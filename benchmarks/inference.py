@@ -23,8 +23,8 @@ from ase import Atoms, units
 from ase.build import molecule
 from ase.md.verlet import VelocityVerlet
 
-from workbench.models.ase_calculator import WorkbenchCalculator
 from workbench.models import Batch, build_model, energy_and_forces
+from workbench.models.ase_calculator import WorkbenchCalculator
 
 WIDTH, INTERACTIONS, ATOM_LAYERS, SENSITIVITIES, CUTOFF, SOFT_MIN, SOFT_MAX = 60, 2, 3, 20, 5.0, 0.75, 4.0
 ELEMENTS = [1, 6, 8]

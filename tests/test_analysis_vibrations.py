@@ -15,8 +15,8 @@ from scipy.spatial.transform import Rotation
 from test_analysis_metrics import FID, HIPNN, md17, trained_hipnn
 
 from workbench import analysis
-from workbench.models.ase_calculator import WorkbenchCalculator
 from workbench.models import build_model
+from workbench.models.ase_calculator import WorkbenchCalculator
 
 
 class HarmonicBond(Calculator):

@@ -10,8 +10,8 @@ from ase.md.verlet import VelocityVerlet
 from ase.optimize import BFGS
 from ase.vibrations import Vibrations, VibrationsData
 
-from workbench.models.ase_calculator import WorkbenchCalculator, hessian
 from workbench.models import Batch, build_model, energy_and_forces
+from workbench.models.ase_calculator import WorkbenchCalculator, hessian
 
 FIDELITIES = ["gfn2-xtb", "ccsd(t)/cc-pvdz"]
 

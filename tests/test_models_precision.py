@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import workbench as wb
-from workbench.models.ase_calculator import WorkbenchCalculator
 from workbench.models import Batch, build_model, energy_and_forces
+from workbench.models.ase_calculator import WorkbenchCalculator
 
 LEVEL = "mp2/cc-pvdz"
 # Small widths keep each model cheap; default cutoffs, so every pair of ethanol interacts.

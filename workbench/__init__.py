@@ -11,8 +11,8 @@ Internal units are eV and Å (forces eV/Å).
 
 from importlib import import_module
 
-from .data import builtin as datasets
 from .data import Dataset, DatasetError, Fidelity
+from .data import builtin as datasets
 from .data.io import load
 
 __version__ = "0.1.0"

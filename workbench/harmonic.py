@@ -1,6 +1,6 @@
 """Harmonic analysis of a molecule: the Hessian math, the bonded graph that names the modes, and the result
-object that normal-mode sampling (``workbench.qm``), the shipped references (``wb.datasets``, :mod:`workbench.data.builtin`) and
-vibrational analysis (``workbench.analysis``) share.
+object that normal-mode sampling (``workbench.qm``), the shipped references (``wb.datasets``) and vibrational
+analysis (``workbench.analysis``) share.
 
 Units: Hessians in eV/Å², mass-weighted eigenvalues ω² in eV/(Å² amu), wavenumbers in cm⁻¹
 (imaginary ones as negative numbers). Wilson, Decius & Cross, *Molecular Vibrations* (1955).

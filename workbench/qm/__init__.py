@@ -9,10 +9,10 @@
   displacements; :func:`choose`: random or farthest-point subsets for the expensive levels.
 """
 
-from .qm_calculator import QMCalculator
 from .hessian import hessian
 from .labeling_job import JobCancelled, LabelJob, label
 from .levels import Level, compute_label, compute_labels
+from .qm_calculator import QMCalculator
 from .store import LabelStore, configuration_key
 
 __all__ = [

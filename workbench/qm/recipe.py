@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
-from ..data.dataset import Dataset
 from ..data.builtin import VIBRATIONS_FORMAT
+from ..data.dataset import Dataset
 from .labeling_job import label
 from .levels import Level
 from .sampling import langevin_md

@@ -9,12 +9,12 @@
 from .api import train
 from .callbacks import Callback, TqdmProgress
 from .checkpoint import CheckpointError, load_checkpoint
-from .training_job import TrainingJob
 from .loss import MaskedLoss
 from .recipes import RECIPES, LearningCurve
 from .settings import TrainSettings
 from .trained import TrainedModel
 from .trainer import Trainer, TrainingCancelled, TrainingDiverged
+from .training_job import TrainingJob
 
 __all__ = [
     "RECIPES",

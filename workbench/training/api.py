@@ -13,12 +13,12 @@ import torch
 from ..data.dataset import Dataset
 from .callbacks import as_callbacks
 from .data import data_hash, normalise_fidelities
-from .training_job import TrainingJob
 from .recipes import RECIPES
 from .settings import TrainSettings
 from .stages import RunContext
 from .trained import TrainedModel
 from .trainer import Distributed, TrainingCancelled
+from .training_job import TrainingJob
 
 
 def train(

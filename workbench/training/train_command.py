@@ -100,8 +100,8 @@ def read_config(path: str | Path, overrides=()) -> dict:
 
 
 def load_data(spec, base: Path):
-    from ..data.io import load
     from ..data.builtin import builtin
+    from ..data.io import load
 
     if isinstance(spec, str) and spec.startswith("builtin:"):
         return builtin(spec.split(":", 1)[1])

@@ -2,7 +2,7 @@
 and largest, and any normal mode animated in 3D with arrows and an amplitude slider.
 
 Each model relaxes and diagonalises its Hessian (:func:`workbench.analysis.vibrations`). The reference is, by
-default, the harmonic frequencies shipped with a built-in molecule (:func:`workbench.data.builtin.vibrational_reference`,
+default, the harmonic frequencies shipped with a built-in molecule (``wb.datasets.vibrational_reference``,
 no quantum chemistry in the panel): each head against its own level when it is shipped, else against the most
 accurate level shipped, and relaxed from that reference's minimum so that both describe the same conformer. Or the
 reference is computed here at a level of theory (:func:`workbench.analysis.reference_vibrations`, kept on disk),
