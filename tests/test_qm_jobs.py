@@ -38,7 +38,8 @@ def test_background_job_reports_progress_and_returns_dataset_with_new_fidelity(t
     ds = waters(4)
     ds = label(ds, "gfn2-xtb", store=tmp_path, background=False, progress=False).result()
     seen = []
-    job = label(ds, "hf/sto-3g", store=tmp_path, indices=[1, 3], progress=lambda d, t: seen.append((d, t)))
+    record = lambda r: seen.append((r["done"], r["total"]))  # noqa: E731
+    job = label(ds, "hf/sto-3g", store=tmp_path, indices=[1, 3], callbacks=record)
     assert job.state in ("queued", "running", "done")
     out = job.result(timeout=120)
     assert job.state == "done" and job.n_done == 2 and job.n_total == 2
@@ -109,17 +110,20 @@ def test_cancel_stops_the_job_and_keeps_what_it_finished(tmp_path, workers):
     holder: dict = {}
     ready = threading.Event()
 
-    def progress(done, total):
+    def progress(record):
         ready.wait(10)
-        if done >= 2:
+        if record["done"] >= 2:
             holder["job"].cancel()
 
-    job = label(ds, "hf/6-31g", store=tmp_path, progress=progress, workers=workers)
+    job = label(ds, "hf/6-31g", store=tmp_path, callbacks=progress, workers=workers)
     holder["job"] = job
     ready.set()
     assert job.wait(120)
     assert job.state == "cancelled"
     assert 2 <= job.n_computed < 30
+    # what it finished is the job's partial result: those labels, and no fake ones for the rest
+    labels = job.partial.labels["hf/6-31g"]
+    assert labels.energy_mask.sum() == job.n_computed and np.isnan(labels.energy[~labels.energy_mask]).all()
     with pytest.raises(JobCancelled):
         job.result()
     resumed = label(ds, "hf/6-31g", store=tmp_path, indices=range(5), background=False, progress=False)
@@ -166,14 +170,19 @@ def test_dask_with_a_user_client_and_chunks(tmp_path):
     with LocalCluster(n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster, Client(cluster) as client:
         seen = []
         job = label(
-            ds, Level("gfn2-xtb"), store=tmp_path, client=client, chunk_size=2, progress=lambda d, t: seen.append(d)
+            ds,
+            Level("gfn2-xtb"),
+            store=tmp_path,
+            client=client,
+            chunk_size=2,
+            callbacks=lambda r: seen.append(r["done"]),
         )
         out = job.result(timeout=300)
         assert client.status == "running"  # a user's client is left open
         # by default the xTB tasks on 1 worker are half of what remains (at least 128), so the last ones are
         # small; a remainder under 128 joins the task before it
         steps = []
-        label(waters(600, seed=5), "gfn2-xtb", client=client, progress=lambda d, t: steps.append(d)).result(300)
+        label(waters(600, seed=5), "gfn2-xtb", client=client, callbacks=lambda r: steps.append(r["done"])).result(300)
         assert sorted(np.diff(steps).tolist()) == [150, 150, 300]
     # the provenance of labels made on Dask reaches the store whole
     with LabelStore(tmp_path) as store:

@@ -88,7 +88,8 @@ def test_labeling_killed_midway_resumes_with_only_the_missing_labels(tmp_path):
     conn.close()
 
     progress = []
-    job = label(ds, "hf/6-31g", store=store_dir, background=False, progress=lambda d, t: progress.append((d, t)))
+    record = lambda r: progress.append((r["done"], r["total"]))  # noqa: E731
+    job = label(ds, "hf/6-31g", store=store_dir, background=False, callbacks=record)
     out = job.result()
     assert job.state == "done"
     assert job.n_computed == n - done_before

@@ -186,8 +186,8 @@ def test_queued_runs_start_one_after_another(md17_state):
     first = panel.start()
     panel.epochs.value = 2
     second = panel.start()
-    assert second.state == "waiting" and second.job is None
-    assert "waiting" in panel.runs_table.value and "waiting for the runs before it" in second.log[0]
+    assert second.state == "waiting" and second.epochs == 0
+    assert "waiting" in panel.runs_table.value and "waiting for the jobs before it" in second.log[0]
     first_state_when_second_began = []
     second.subscribe(lambda run, event: first_state_when_second_began.append(first.state) if event == "stage" else 0)
     assert first.wait(180) and second.wait(180)

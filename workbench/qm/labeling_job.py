@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset, Labels, atom_ranges
-from ..jobs import Job, JobCancelled
+from ..jobs import Job, JobCancelled, JobQueue
 from .levels import Level, compute_labels
 from .store import LabelBatch, LabelStore, configuration_keys
 
@@ -65,23 +66,29 @@ def _compute_chunk(items, level: Level, properties) -> LabelBatch:
 
 
 def _tqdm_progress(total: int, initial: int, desc: str):
+    """A tqdm bar as a callback of the job's records."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=total, initial=initial, desc=desc, unit="label")
 
-    def update(done: int, total: int) -> None:
-        bar.n = done
+    def update(record: dict) -> None:
+        bar.n = record["done"]
         bar.refresh()
-        if done >= total:
+        if record["done"] >= record["total"] or record.get("final"):
             bar.close()
 
     return update
 
 
 class LabelJob(Job):
-    """A labeling job: ``state`` (queued/running/done/failed/cancelled), progress counts,
-    ``result()``, ``cancel()``. Individual calculations that fail (no SCF convergence, ...) do not
-    fail the job: they are recorded in the store and listed by :attr:`failures`."""
+    """A labeling job (:class:`workbench.jobs.Job`): ``state``, progress counts, ``progress()``, ``result()``,
+    ``cancel()``. Individual calculations that fail (no SCF convergence, ...) do not fail the job: they are
+    recorded in the store and listed by :attr:`failures`. When the job is cancelled, :attr:`partial` is the
+    dataset with the labels finished so far (they are in the store as well).
+
+    After each chunk of labels the job calls its callbacks with one record, as a training run does after
+    each epoch: ``{"stage": "label", "level", "done", "total", "computed", "failed", "time"}`` (counts of
+    configurations; ``time`` in s since the job started)."""
 
     def __init__(
         self,
@@ -95,6 +102,7 @@ class LabelJob(Job):
         progress=None,
         retry_failed: bool = False,
         chunk_size: int | None = None,
+        callbacks: Sequence[Callable[[dict], None]] = (),
     ):
         super().__init__(f"label {level.name}")
         self.dataset, self.level, self.store_path = dataset, level, store
@@ -103,11 +111,11 @@ class LabelJob(Job):
         self.retry_failed = retry_failed
         self.chunk_size = chunk_size
         self._progress_arg = progress
+        self._callbacks = list(callbacks)
         self.n_total = len(indices)
         self.n_done = 0  # labels present (computed now or found in the store), failed ones included
         self.n_failed = 0
         self.n_computed = 0
-        self._progress: Callable | None = None
         self._failures = pd.DataFrame(columns=["index", "error"])
         self._recorded: list[LabelBatch] = []  # the batches computed in this run, as written to the store
         # set while Dask tasks run: cancels them, so that a cancel takes effect at once
@@ -138,10 +146,38 @@ class LabelJob(Job):
         if stop is not None:
             stop()
 
+    def progress(self) -> dict:
+        """Labels ``done`` of ``total`` (failed ones included), the seconds per label computed here and the
+        seconds left at that pace."""
+        pace, eta = self._pace(self.n_computed, self.n_computed + self.n_total - self.n_done, self.started_at)
+        return {
+            "stage": f"label {self.level.name}",
+            "done": self.n_done,
+            "total": self.n_total,
+            "unit": "label",
+            "seconds_per_unit": pace,
+            "eta_s": eta,
+        }
+
+    def record(self) -> dict:
+        """Where the job stands, as the record its callbacks get."""
+        elapsed = 0.0 if self.started_at is None else time.monotonic() - self.started_at
+        return {
+            "stage": "label",
+            "level": self.level.name,
+            "done": self.n_done,
+            "total": self.n_total,
+            "computed": self.n_computed,
+            "failed": self.n_failed,
+            "time": elapsed,
+        }
+
     # ----------------------------------------------------------------------------- work
-    def _notify(self) -> None:
-        if self._progress is not None:
-            self._progress(self.n_done, self.n_total)
+    def _notify(self, final: bool = False) -> None:
+        record = {**self.record(), "final": final} if final else self.record()
+        for callback in self._callbacks:
+            callback(record)
+        self._emit("progress")
 
     def _execute(self) -> Dataset:
         store = None
@@ -166,7 +202,9 @@ class LabelJob(Job):
             # a geometry that occurs several times is computed once and counts for each occurrence
             weight = Counter(k for k in keys if k in todo)
             self.n_done = self.n_total - sum(weight.values())
-            self._progress = self._make_progress()
+            bar = self._make_progress()
+            if bar is not None:
+                self._callbacks.append(bar)
             self._notify()
             items = list(todo.values())
             if items:
@@ -175,6 +213,7 @@ class LabelJob(Job):
                 else:
                     self._run_dask(store, items, weight)
             if self.cancelled:
+                self.partial = self._collect(store, keys)  # the labels finished so far, in a dataset
                 raise JobCancelled(
                     f"labeling at {self.level.name} was cancelled after {self.n_done}/{self.n_total} labels"
                 )
@@ -182,13 +221,12 @@ class LabelJob(Job):
         finally:
             if store is not None:
                 store.close()
-            if self._progress is not None and self.n_done < self.n_total:
-                self._progress(self.n_done, self.n_total)  # a bar left open by a stop is closed
+            if self.n_done < self.n_total:
+                self._notify(final=True)  # a bar left open by a stop is closed
 
     def _make_progress(self) -> Callable | None:
+        """A tqdm bar when asked for (``progress=True``; None: when standard error is a terminal)."""
         p = self._progress_arg
-        if callable(p):
-            return p
         if p is True or (p is None and sys.stderr.isatty()):
             return _tqdm_progress(self.n_total, self.n_done, self.level.name)
         return None
@@ -303,8 +341,10 @@ def label(
     indices: Sequence[int] | None = None,
     properties: Sequence[str] = ("energy", "forces"),
     client=None,
-    progress=None,
+    progress: bool | None = None,
     *,
+    callbacks=None,
+    queue: JobQueue | None = None,
     workers: int | str | None = None,
     settings: dict | None = None,
     retry_failed: bool = False,
@@ -334,8 +374,12 @@ def label(
         one-thread workers (``"auto"``: one per core); ``client`` uses an existing
         ``distributed.Client`` (a real cluster).
     progress
-        A callable ``progress(done, total)``, True for a tqdm bar, False for none; None shows tqdm
-        when stderr is a terminal.
+        True for a tqdm bar, False for none; None shows one when standard error is a terminal.
+    callbacks
+        Functions of one record, called after each chunk of labels (see :class:`LabelJob`): the
+        convention every job follows (:func:`workbench.train` calls them after each epoch).
+    queue
+        A :class:`~workbench.jobs.JobQueue`: the job starts when the jobs before it have ended.
     retry_failed
         Compute again configurations whose label failed in an earlier run.
     chunk_size
@@ -344,6 +388,14 @@ def label(
     background
         Run in a background thread (default); ``job.result()`` waits for it.
     """
+    if callable(progress):
+        raise TypeError("progress is True, False or None; pass functions of one record as callbacks=")
+    if queue is not None and not background:
+        raise ValueError("a queued job starts when its turn comes: it needs background=True")
+    if callbacks is None:
+        callbacks = []
+    elif callable(callbacks):
+        callbacks = [callbacks]
     level = Level(level, **(settings or {}))
     ds = _as_dataset(dataset)
     properties = tuple(dict.fromkeys(properties))
@@ -365,5 +417,6 @@ def label(
         progress,
         retry_failed,
         chunk_size,
+        callbacks,
     )
-    return job.start(background=background)
+    return queue.submit(job) if queue is not None else job.start(background=background)

@@ -113,7 +113,7 @@ def make_builtin(
             properties=properties,
             workers=workers,
             background=False,
-            progress=_progress(level),
+            callbacks=_progress(level),
         )
         out = job.result()
         _log(f"{level}: {job.n_computed} computed now, {job.n_failed} failed, {job.wall_time_s:.0f} s")
@@ -306,11 +306,11 @@ def _vibrations_section(data: dict, file_name: str) -> str:
 def _progress(level: str):
     state = {"last": 0.0}
 
-    def report(done: int, total: int) -> None:
+    def report(record: dict) -> None:
         now = time.time()
-        if now - state["last"] > 60 or done == total:
+        if now - state["last"] > 60 or record["done"] == record["total"]:
             state["last"] = now
-            _log(f"  {level}: {done}/{total}")
+            _log(f"  {level}: {record['done']}/{record['total']}")
 
     return report
 

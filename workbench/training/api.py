@@ -11,13 +11,14 @@ import numpy as np
 import torch
 
 from ..data.dataset import Dataset
+from ..jobs import JobQueue
 from .callbacks import as_callbacks
 from .data import data_hash, normalise_fidelities
 from .recipes import RECIPES
 from .settings import TrainSettings
-from .stages import RunContext
+from .stages import RecipeInputs, RunContext
 from .trained import TrainedModel
-from .trainer import Distributed, TrainingCancelled
+from .trainer import Distributed
 from .training_job import TrainingJob
 
 
@@ -36,6 +37,7 @@ def train(
     background: bool = True,
     progress: bool | None = None,
     callbacks=None,
+    queue: JobQueue | None = None,
     distributed: Distributed | None = None,
     **options,
 ) -> TrainingJob:
@@ -69,7 +71,12 @@ def train(
     progress
         A tqdm bar (True; None: only when standard error is a terminal).
     callbacks
-        :class:`~workbench.training.callbacks.Callback` objects or functions of each epoch's record.
+        Functions of one record, called after each epoch with its history row (the convention every job
+        follows: :func:`workbench.label` calls them with its counts), or
+        :class:`~workbench.training.callbacks.Callback` objects for the stage hooks as well.
+    queue
+        A :class:`~workbench.jobs.JobQueue`: the run starts when the jobs before it in the queue have
+        ended (state ``"waiting"`` until then). ``background`` must then be True.
     options
         Training-settings fields, then recipe options: ``base`` (delta), ``finetune_lr_factor``,
         ``layer_lr_decay``, ``freeze``, ``finetune_epochs`` (transfer, meta; ``finetune_lr_factor``
@@ -92,24 +99,21 @@ def train(
         raise ValueError(f"target {target!r} is not among the chosen fidelities {list(fidelities)}")
     if validation is None and len(train) >= 10:
         train, validation = train.split([0.9, 0.1], seed=settings.seed)
+    if queue is not None and not background:
+        raise ValueError("a queued run starts when its turn comes: it needs background=True")
     ckpt = Path(checkpoint) if checkpoint is not None else None
-    description = f"{recipe} {family} -> {target}"
+    ctx = RunContext(as_callbacks(callbacks, progress), checkpoint_dir=ckpt, resume=resume, distributed=distributed)
+    inputs = RecipeInputs(train, validation, family, fidelities, target, model, settings, ctx)
 
-    def work(cbs, cancel):
-        ctx = RunContext(list(cbs), cancel, ckpt, resume, distributed)
+    def work(ctx):
         start = time.perf_counter()
-        try:
-            out = RECIPES[recipe](train, validation, family, fidelities, target, model, settings, ctx, **options)
-        except TrainingCancelled as err:
-            if err.module is not None:
-                err.model = TrainedModel(err.module, recipe, err.module.fidelities, status="cancelled")
-            raise
+        out = RECIPES[recipe](inputs, **options)
         for m in out.models.values() if hasattr(out, "models") else [out]:
             _stamp(m, train, validation, family, model, settings, fidelities, target, options, start)
         return out
 
-    job = TrainingJob(work, as_callbacks(callbacks, progress), description)
-    return job.start(background)
+    job = TrainingJob(work, ctx, f"{recipe} {family} -> {target}", recipe)
+    return queue.submit(job) if queue is not None else job.start(background)
 
 
 def _settings(settings, options: dict) -> TrainSettings:

@@ -25,8 +25,17 @@ import torch
 
 from .data import TensorData, data_hash, epoch_order, labelled, select_labels
 from .optim import make_optimizer, parameter_groups
-from .recipes import _history, _retarget, finetune_settings
-from .stages import RunContext, check_labels, elements_of, make_loss, new_model, train_stage
+from .stages import (
+    RecipeInputs,
+    RunContext,
+    check_labels,
+    finetune_settings,
+    joined_history,
+    make_loss,
+    new_model,
+    retarget,
+    train_stage,
+)
 from .trained import TrainedModel
 from .trainer import TrainingCancelled
 
@@ -35,6 +44,7 @@ def reptile(model, tasks: dict, references: dict, settings, ctx: RunContext, met
     """Run Reptile on ``model`` (one head) over ``tasks`` ``{fidelity: (TensorData, MaskedLoss)}``;
     ``references[fidelity] = (table (1, n_elements) eV, scale (1,))``. Returns the history."""
     names = list(tasks)
+    ctx.model = model  # the job keeps these weights if the run stops here
     groups = parameter_groups(model, settings.lr, 1.0, settings.freeze, settings.train_references)
     params = [p for g in groups for p in g["params"]]
     optimizers = {
@@ -112,14 +122,7 @@ def _next_batch(data: TensorData, settings, cursors: dict, task: str) -> np.ndar
 
 
 def meta(
-    train,
-    validation,
-    family,
-    fidelities,
-    target,
-    model_settings,
-    settings,
-    ctx,
+    i: RecipeInputs,
     meta_epochs: int = 100,
     inner_steps: int = 8,
     meta_step: float = 1.0,
@@ -134,11 +137,13 @@ def meta(
     the target with a learning rate ``finetune_lr_factor`` times the meta-learning one."""
     if options:
         raise TypeError(f"recipe 'meta' takes no options {sorted(options)}")
+    train, validation, family, fidelities, target = i.train, i.validation, i.family, i.fidelities, i.target
+    model_settings, settings, ctx = i.model_settings, i.settings, i.ctx
     if family == "linear":
         raise ValueError("recipe 'meta' needs a trunk to meta-learn; the linear family has none")
     check_labels(train, fidelities)
-    names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
-    elements = elements_of(train, validation)
+    names = i.ranked()
+    elements = i.elements()
     # References and energy scales of every task, fitted the way each head would fit its own.
     probe = new_model(family, elements, names, model_settings, settings)
     probe.initialise(select_labels(train, fidelities))
@@ -154,10 +159,10 @@ def meta(
         tasks[t] = (TensorData(part, {t: target}, device, dtype), make_loss(part, {t: target}, settings))
     meta_history = reptile(model, tasks, references, settings, ctx, meta_epochs, inner_steps, meta_step)
     model.heads.set_references(*references[target])
-    model = _retarget(model, target, target, train, fidelities[target], settings)
+    model = retarget(model, target, target, train, fidelities[target], settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, layer_lr_decay, freeze)
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
-    history = pd.concat([meta_history, _history(t_ft)], ignore_index=True)
+    history = joined_history(meta_history, t_ft)
     options = {
         "meta_epochs": meta_epochs,
         "inner_steps": inner_steps,

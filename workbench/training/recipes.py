@@ -11,12 +11,14 @@
 - ``meta``: Reptile over the fidelities as tasks, then fine-tune (see :mod:`workbench.training.meta`).
 - ``learning_curve``: one of the above at several numbers of high-level labels.
 
-Every recipe takes ``(train, validation, family, fidelities, target, model_settings, settings, ctx,
-**options)`` and returns a :class:`TrainedModel` (``learning_curve``: a :class:`LearningCurve`).
+Every recipe takes a :class:`~workbench.training.stages.RecipeInputs` and its own options,
+``recipe(inputs, **options)``, and returns a :class:`TrainedModel` (``learning_curve``: a
+:class:`LearningCurve`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,14 +28,18 @@ import pandas as pd
 
 from ..data.dataset import Dataset, Labels
 from .data import data_hash, select_labels
-from .settings import TrainSettings
-from .stages import RunContext, check_labels, elements_of, new_model, train_stage, transplant
+from .meta import meta
+from .stages import (
+    RecipeInputs,
+    check_labels,
+    finetune_settings,
+    joined_history,
+    new_model,
+    retarget,
+    train_stage,
+    transplant,
+)
 from .trained import TrainedModel
-
-
-def _history(*trainers) -> pd.DataFrame:
-    frames = [t.history for t in trainers if t is not None and len(t.history)]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
 def _closed_form(model, train: Dataset, fidelities: dict, stage: str) -> pd.DataFrame:
@@ -47,18 +53,18 @@ def _trained(model, recipe, fidelities, history, train, ctx_settings, **extra) -
     return TrainedModel(model, recipe, fidelities, ctx_settings, history, {"data_hash": data_hash(train)}, **extra)
 
 
-def single(train, validation, family, fidelities, target, model_settings, settings, ctx, **options) -> TrainedModel:
+def single(i: RecipeInputs, **options) -> TrainedModel:
     """One fidelity (the target) with the properties chosen for it."""
     _no_options("single", options)
-    chosen = {target: fidelities[target]}
-    check_labels(train, chosen)
-    model = new_model(family, elements_of(train, validation), [target], model_settings, settings)
-    model.initialise(select_labels(train, chosen))
-    if family == "linear":
-        history = _closed_form(model, train, chosen, "train")
+    chosen = {i.target: i.fidelities[i.target]}
+    check_labels(i.train, chosen)
+    model = new_model(i.family, i.elements(), [i.target], i.model_settings, i.settings)
+    model.initialise(select_labels(i.train, chosen))
+    if i.family == "linear":
+        history = _closed_form(model, i.train, chosen, "train")
     else:
-        history = train_stage(model, train, validation, chosen, settings, ctx, "train").history
-    return _trained(model, "single", [target], history, train, {})
+        history = train_stage(model, i.train, i.validation, chosen, i.settings, i.ctx, "train").history
+    return _trained(model, "single", [i.target], history, i.train, {})
 
 
 #: The learning-rate factor of the multi-fidelity recipe's fine-tuning stage, on by default
@@ -67,14 +73,7 @@ FINETUNE_LR_FACTOR = 0.1
 
 
 def multifidelity(
-    train,
-    validation,
-    family,
-    fidelities,
-    target,
-    model_settings,
-    settings,
-    ctx,
+    i: RecipeInputs,
     finetune_lr_factor: float | None | str = "auto",
     finetune_epochs: int | None = None,
     finetune_patience: int | None = None,
@@ -97,13 +96,15 @@ def multifidelity(
     ``tie_heads * |theta_k - theta_low|^2`` on the readout weights (with ``fidelity_mode="heads"`` every
     head starts as a copy of the lowest level's; with residual heads the corrections are held near zero)."""
     _no_options("multifidelity", options)
+    train, validation, family, fidelities, target = i.train, i.validation, i.family, i.fidelities, i.target
+    settings, ctx = i.settings, i.ctx
     check_labels(train, fidelities)
-    names = sorted(fidelities, key=lambda f: (train.fidelity(f).rank, f))
-    model_settings = dict(model_settings or {})
+    names = i.ranked()
+    model_settings = dict(i.model_settings or {})
     if family != "linear":  # the linear family fits one coefficient set per level: heads only
         # residual heads come apart for fine-tuning only when the readouts are linear
         model_settings.setdefault("fidelity_mode", "heads" if model_settings.get("readout_hidden") else "residual")
-    model = new_model(family, elements_of(train, validation), names, model_settings, settings)
+    model = new_model(family, i.elements(), names, model_settings, settings)
     if finetune_lr_factor == "auto":
         finetune_lr_factor = FINETUNE_LR_FACTOR if family != "linear" and model.fidelity_mode != "embedding" else None
     if finetune_lr_factor is not None:  # checked before the joint fit, not after it
@@ -143,7 +144,7 @@ def multifidelity(
     model = transplant(model, {target: target}, settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, 1.0, ())
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
-    return _trained(model, "multifidelity", [target], _history(joint, t_ft), train, recorded)
+    return _trained(model, "multifidelity", [target], joined_history(joint, t_ft), train, recorded)
 
 
 def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -> Dataset:
@@ -164,9 +165,7 @@ def delta_dataset(ds: Dataset, low: str, high: str, properties: Sequence[str]) -
     return Dataset(sub.numbers, sub.positions, sub.ptr, {high: labels}, {high: sub.fidelity(high)}, sub.info)
 
 
-def delta(
-    train, validation, family, fidelities, target, model_settings, settings, ctx, base="qm", delta_model=None, **options
-):
+def delta(i: RecipeInputs, base="qm", delta_model=None, **options):
     """Δ-learning: a model of (target - low) on configurations with both energies, added at
     prediction time to ``base``: ``"qm"`` (the low level's own method; needs it at prediction time)
     or ``"model"`` (a single-fidelity model of the low level trained here, on its chosen labels).
@@ -175,6 +174,7 @@ def delta(
     two levels is a smoother function than either, learned from few energies: a narrower network
     than the base's keeps its gradient, which is added to the low level's forces, from being noise."""
     _no_options("delta", options)
+    train, validation, family, fidelities, target = i.train, i.validation, i.family, i.fidelities, i.target
     lows = [f for f in fidelities if f != target]
     if len(lows) != 1:
         raise ValueError(f"recipe 'delta' needs exactly one low fidelity besides {target!r}, got {lows}")
@@ -187,16 +187,16 @@ def delta(
         raise ValueError(f"delta: no training configuration has energies at both {low!r} and {target!r}")
     d_val = delta_dataset(validation, low, target, props) if _has_both(validation, low, target) else None
     chosen = {target: tuple(p for p in props if p in ("energy",) or d_train.labels[target].forces is not None)}
-    d_settings = model_settings if delta_model is None else {**(model_settings or {}), **delta_model}
-    model = new_model(family, elements_of(train, validation), [target], d_settings, settings)
+    d_settings = i.model_settings if delta_model is None else {**(i.model_settings or {}), **delta_model}
+    model = new_model(family, i.elements(), [target], d_settings, i.settings)
     model.initialise(d_train)
     if family == "linear":
         history = _closed_form(model, d_train, chosen, "delta")
     else:
-        history = train_stage(model, d_train, d_val, chosen, settings, ctx, "delta").history
+        history = train_stage(model, d_train, d_val, chosen, i.settings, i.ctx, "delta").history
     base_obj: dict | TrainedModel = {"kind": "qm", "fidelity": low}
     if base == "model":
-        base_obj = single(train, validation, family, {low: fidelities[low]}, low, model_settings, settings, ctx)
+        base_obj = single(dataclasses.replace(i, fidelities={low: fidelities[low]}, target=low))
         history = pd.concat([base_obj.history.assign(stage="base"), history], ignore_index=True)
     options = {"base": base} if delta_model is None else {"base": base, "delta_model": dict(delta_model)}
     return _trained(model, "delta", [target], history, train, options, base=base_obj)
@@ -211,27 +211,8 @@ def _has_both(ds, low, high) -> bool:
     )
 
 
-def finetune_settings(settings: TrainSettings, lr_factor, epochs, patience, layer_lr_decay, freeze) -> TrainSettings:
-    """Settings of a fine-tuning stage: the learning rate ``lr_factor`` times the pre-training one."""
-    return settings.replace(
-        lr=settings.lr * lr_factor,
-        min_lr=settings.min_lr * lr_factor,
-        max_epochs=epochs or settings.max_epochs,
-        patience=patience or settings.patience,
-        layer_lr_decay=layer_lr_decay,
-        freeze=list(freeze),
-    )
-
-
 def transfer(
-    train,
-    validation,
-    family,
-    fidelities,
-    target,
-    model_settings,
-    settings,
-    ctx,
+    i: RecipeInputs,
     finetune_lr_factor: float = 0.1,
     finetune_epochs: int | None = None,
     finetune_patience: int | None = None,
@@ -245,32 +226,24 @@ def transfer(
     fine-tuning wipes out the force quality learnt in pre-training); ``layer_lr_decay`` < 1 gives
     layers nearer the input smaller rates, ``freeze`` keeps layers fixed."""
     _no_options("transfer", options)
+    train, validation, family, fidelities, target = i.train, i.validation, i.family, i.fidelities, i.target
+    settings, ctx = i.settings, i.ctx
     if family == "linear":
         raise ValueError("recipe 'transfer' needs a trunk to pre-train; the linear family has none")
-    lows = sorted((f for f in fidelities if f != target), key=lambda f: (train.fidelity(f).rank, f))
+    lows = i.ranked(f for f in fidelities if f != target)
     if not lows:
         raise ValueError(f"recipe 'transfer' needs a low fidelity besides {target!r}")
     low_fids = {f: fidelities[f] for f in lows}
     check_labels(train, low_fids)
     check_labels(train, {target: fidelities[target]})
-    pre = new_model(family, elements_of(train, validation), lows, model_settings, settings)
+    pre = new_model(family, i.elements(), lows, i.model_settings, settings)
     pre.initialise(select_labels(train, low_fids))
     t_pre = train_stage(pre, train, validation, low_fids, settings, ctx, "pretrain")
-    model = _retarget(pre, lows[-1], target, train, fidelities[target], settings)
+    model = retarget(pre, lows[-1], target, train, fidelities[target], settings)
     ft = finetune_settings(settings, finetune_lr_factor, finetune_epochs, finetune_patience, layer_lr_decay, freeze)
     t_ft = train_stage(model, train, validation, {target: fidelities[target]}, ft, ctx, "finetune")
     options = {"finetune_lr_factor": finetune_lr_factor, "layer_lr_decay": layer_lr_decay, "freeze": list(freeze)}
-    return _trained(model, "transfer", [target], _history(t_pre, t_ft), train, options)
-
-
-def _retarget(model, source: str, target: str, train: Dataset, props, settings):
-    """A single-head model for ``target`` from ``model``'s trunk and ``source`` head, with reference
-    energies refitted to the target (the energy scale stays, so the head's function is unchanged)."""
-    new = transplant(model, {target: source}, settings)
-    scale = new.heads.energy_scale.detach().cpu().numpy().copy()
-    new.initialise_references(select_labels(train, {target: props}))
-    new.heads.set_references(new.heads.references.detach().cpu().numpy(), scale)
-    return new
+    return _trained(model, "transfer", [target], joined_history(t_pre, t_ft), train, options)
 
 
 @dataclass
@@ -286,41 +259,39 @@ class LearningCurve:
 
 
 def learning_curve(
-    train,
-    validation,
-    family,
-    fidelities,
-    target,
-    model_settings,
-    settings,
-    ctx,
+    i: RecipeInputs,
     budgets: Sequence[int] = (25, 50, 100, 200),
     inner: str = "multifidelity",
     **options,
 ) -> LearningCurve:
     """The ``inner`` recipe at each budget: only the first ``n`` configurations with target labels (in
     an order fixed by the seed) keep them. Validation errors are measured against the target."""
+    train, validation, target, ctx = i.train, i.validation, i.target, i.ctx
     if inner not in RECIPES or inner == "learning_curve":
         raise ValueError(f"learning_curve: inner recipe must be one of {sorted(set(RECIPES) - {'learning_curve'})}")
     have = np.flatnonzero(train.labels[target].energy_mask | train.labels[target].forces_mask)
-    order = np.random.default_rng(settings.seed).permutation(have)
+    order = np.random.default_rng(i.settings.seed).permutation(have)
+    budgets = sorted(int(b) for b in budgets)
+    if budgets and budgets[-1] > len(order):
+        raise ValueError(
+            f"learning_curve: budget {budgets[-1]} exceeds the {len(order)} configurations with {target!r} labels"
+        )
     models, rows = {}, []
-    for n in sorted(int(b) for b in budgets):
-        if n > len(order):
-            raise ValueError(
-                f"learning_curve: budget {n} exceeds the {len(order)} configurations with {target!r} labels"
-            )
-        part = train.keep_labels(target, indices=order[:n], properties=("energy", "forces"))
-        recipe = RECIPES[inner]
-        start = time.perf_counter()
-        ckpt = ctx.checkpoint_dir / f"n{n}" if ctx.checkpoint_dir is not None else None
-        sub_ctx = RunContext(ctx.callbacks, ctx.cancel, ckpt, ctx.resume, ctx.distributed)
-        model = recipe(part, validation, family, fidelities, target, model_settings, settings, sub_ctx, **options)
-        row = {"budget": n, "time": time.perf_counter() - start}
-        if validation is not None and target in validation.labels:
-            row.update({k: v for k, v in model.evaluate(validation, target).items() if k not in ("fidelity",)})
-        models[n] = model
-        rows.append(row)
+    folder = ctx.checkpoint_dir
+    try:
+        for n in budgets:
+            part = train.keep_labels(target, indices=order[:n], properties=("energy", "forces"))
+            start = time.perf_counter()
+            # the same context (callbacks, cancel, the model being trained), with this budget's checkpoints
+            ctx.checkpoint_dir = folder / f"n{n}" if folder is not None else None
+            model = RECIPES[inner](dataclasses.replace(i, train=part), **options)
+            row = {"budget": n, "time": time.perf_counter() - start}
+            if validation is not None and target in validation.labels:
+                row.update({k: v for k, v in model.evaluate(validation, target).items() if k not in ("fidelity",)})
+            models[n] = model
+            rows.append(row)
+    finally:
+        ctx.checkpoint_dir = folder
     return LearningCurve(models, pd.DataFrame(rows).set_index("budget"))
 
 
@@ -329,17 +300,11 @@ def _no_options(recipe: str, options: dict) -> None:
         raise TypeError(f"recipe {recipe!r} takes no options {sorted(options)}")
 
 
-def _meta(*args, **kwargs):
-    from .meta import meta
-
-    return meta(*args, **kwargs)
-
-
 RECIPES = {
     "single": single,
     "multifidelity": multifidelity,
     "delta": delta,
     "transfer": transfer,
-    "meta": _meta,
+    "meta": meta,
     "learning_curve": learning_curve,
 }

@@ -1,5 +1,5 @@
-"""Building blocks the recipes share: a fresh model, the loss of a dataset, one training stage, and
-moving a trunk with chosen heads into a new model."""
+"""Building blocks the recipes share: what a recipe is given, a fresh model, the loss of a dataset, one
+training stage, moving a trunk with chosen heads into a new model, and the settings of a fine-tuning stage."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..data.dataset import Dataset
@@ -23,19 +24,62 @@ from .trainer import Distributed, Trainer
 
 @dataclass
 class RunContext:
-    """What every stage of a run shares: callbacks, the cancel flag, where checkpoints go."""
+    """What every stage of a run shares: callbacks, the cancel flag, where checkpoints go, and the model being
+    trained (set by each stage; when a stage stops early it holds that stage's best weights, which the job
+    keeps as its partial result)."""
 
     callbacks: list[Callback] = field(default_factory=list)
     cancel: threading.Event = field(default_factory=threading.Event)
     checkpoint_dir: Path | None = None
     resume: bool = False
     distributed: Distributed | None = None
+    model: AtomisticModel | None = None
 
     def checkpoint(self, stage: str) -> Path | None:
         if self.checkpoint_dir is None:
             return None
         safe = "".join(c if c.isalnum() or c in "-_=." else "_" for c in stage)
         return Path(self.checkpoint_dir) / f"{safe}.ckpt"
+
+
+@dataclass
+class RecipeInputs:
+    """What every recipe is given: ``recipe(inputs, **options)``.
+
+    Attributes
+    ----------
+    train, validation
+        Datasets (energies eV, forces eV/Å); ``validation`` may be None.
+    family
+        Model family name (:func:`workbench.models.build_model`).
+    fidelities
+        ``{fidelity: ("energy", "forces")}``: the labels of each level to learn from (canonical names).
+    target
+        The fidelity the model is for.
+    model_settings
+        Settings of the family (``{"n_features": 32}``), or None for its defaults.
+    settings
+        The training settings.
+    ctx
+        What the stages of the run share (callbacks, cancel, checkpoints).
+    """
+
+    train: Dataset
+    validation: Dataset | None
+    family: str
+    fidelities: dict
+    target: str
+    model_settings: Mapping | None = None
+    settings: TrainSettings = field(default_factory=TrainSettings)
+    ctx: RunContext = field(default_factory=RunContext)
+
+    def elements(self) -> list[int]:
+        """Sorted atomic numbers in the training and validation data."""
+        return elements_of(self.train, self.validation)
+
+    def ranked(self, names=None) -> list[str]:
+        """``names`` (default: the chosen fidelities) from the lowest level to the highest."""
+        return sorted(self.fidelities if names is None else names, key=lambda f: (self.train.fidelity(f).rank, f))
 
 
 def elements_of(*datasets: Dataset | None) -> list[int]:
@@ -107,6 +151,7 @@ def train_stage(
     loss = make_loss(train, heads, settings, tie, anchor)
     train_data = TensorData(train, heads, device, dtype)
     val_data = TensorData(validation, heads, device, dtype) if validation is not None and len(validation) else None
+    ctx.model = model  # the job keeps this stage's best weights if the run stops here
     trainer = Trainer(
         model,
         settings,
@@ -174,3 +219,32 @@ def _fold_residual(model: AtomisticModel) -> AtomisticModel:
                 layer.weight.add_(heads.readouts[below][0].weight * ratio)
                 layer.bias.add_(heads.readouts[below][0].bias * ratio)
     return plain
+
+
+def finetune_settings(settings: TrainSettings, lr_factor, epochs, patience, layer_lr_decay, freeze) -> TrainSettings:
+    """Settings of a fine-tuning stage: the learning rate ``lr_factor`` times the pre-training one."""
+    return settings.replace(
+        lr=settings.lr * lr_factor,
+        min_lr=settings.min_lr * lr_factor,
+        max_epochs=epochs or settings.max_epochs,
+        patience=patience or settings.patience,
+        layer_lr_decay=layer_lr_decay,
+        freeze=list(freeze),
+    )
+
+
+def retarget(model, source: str, target: str, train: Dataset, props, settings) -> AtomisticModel:
+    """A single-head model for ``target`` from ``model``'s trunk and ``source`` head, with reference
+    energies refitted to the target (the energy scale stays, so the head's function is unchanged)."""
+    new = transplant(model, {target: source}, settings)
+    scale = new.heads.energy_scale.detach().cpu().numpy().copy()
+    new.initialise_references(select_labels(train, {target: props}))
+    new.heads.set_references(new.heads.references.detach().cpu().numpy(), scale)
+    return new
+
+
+def joined_history(*stages) -> pd.DataFrame:
+    """The histories of several stages (trainers or DataFrames; None skipped), one after the other."""
+    frames = [getattr(s, "history", s) for s in stages if s is not None]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -48,10 +48,8 @@ def exploded(loss: float, earlier: list[float], factor: float) -> bool:
 
 
 class TrainingCancelled(JobCancelled):
-    """Training was cancelled; ``model`` (a TrainedModel, when set) holds the best weights reached."""
-
-    model = None
-    module = None
+    """Training was cancelled; the model being trained holds the best weights reached (the job keeps them as
+    its ``partial`` result)."""
 
 
 class Distributed:
@@ -218,9 +216,7 @@ class Trainer:
         self.stopped = reason
         self._finish(reason)
         if reason == "cancelled":
-            err = TrainingCancelled(f"training ({self.stage}) cancelled after {self.epoch} epochs")
-            err.module = self.model
-            raise err
+            raise TrainingCancelled(f"training ({self.stage}) cancelled after {self.epoch} epochs")
         return self
 
     def _finish(self, reason: str) -> None:

@@ -10,7 +10,6 @@ from .compare_panel import ComparePanel
 from .dataset_panel import DatasetPanel
 from .labeling import LabelingControls
 from .pes_panel import PESPanel
-from .runs import Run
 from .state import WorkbenchState
 from .training_panel import TrainingPanel
 from .vibrations_panel import VibrationsPanel
@@ -21,7 +20,6 @@ __all__ = [
     "DatasetPanel",
     "LabelingControls",
     "PESPanel",
-    "Run",
     "TrainingPanel",
     "VibrationsPanel",
     "Workbench",

@@ -1,4 +1,4 @@
-"""Pieces the panels share: fast mode, figures updated in place, work in a background thread, throttling."""
+"""Pieces the panels share: fast mode, figures updated in place, work in a background job, throttling."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
+
+from ..jobs import Job
 
 COMPACT = {"description_width": "initial"}
 
@@ -51,42 +53,6 @@ def row(children, **layout) -> widgets.HBox:
 def section(title: str, note: str = "") -> widgets.HTML:
     note_html = f' <span class="wb-muted" style="font-size:13px; font-weight:400">{note}</span>' if note else ""
     return widgets.HTML(f'<div class="wb-section">{title}{note_html}</div>')
-
-
-class BackgroundTask:
-    """Run ``work()`` in a thread, then ``on_done(result)``; ``on_error(exception)`` if either raises. Both are
-    called from that thread.
-
-    ``wait()`` blocks until the callbacks have run, so tests (and scripts) can follow a panel's work.
-    """
-
-    def __init__(self, work: Callable, on_done: Callable, on_error: Callable, name: str = "workbench task"):
-        self.result = None
-        self.error: BaseException | None = None
-        self._finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(work, on_done, on_error), name=name, daemon=True)
-
-    def start(self) -> BackgroundTask:
-        self._thread.start()
-        return self
-
-    def _run(self, work, on_done, on_error) -> None:
-        try:
-            try:
-                self.result = work()
-                on_done(self.result)
-            except Exception as error:  # shown by the panel, never lost in a thread's stderr
-                self.error = error
-                on_error(error)
-        finally:
-            self._finished.set()
-
-    @property
-    def running(self) -> bool:
-        return not self._finished.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._finished.wait(timeout)
 
 
 class Throttle:
@@ -163,23 +129,27 @@ class ModelChooser(widgets.VBox):
 
 
 def panel_task(button, status, error, work: Callable, done: Callable, action: str, busy: str, wait: bool = False):
-    """Run ``work()`` for a panel in a :class:`BackgroundTask`: ``button`` is disabled and ``status`` says ``busy``
-    meanwhile; then ``done(result)``, or the error box shows why ``action`` failed. ``wait`` blocks until then."""
+    """Run ``work()`` for a panel as a :class:`~workbench.jobs.Job`: ``button`` is disabled and ``status`` says
+    ``busy`` meanwhile; then ``done(result)``, or the error box shows why ``action`` failed. ``wait`` blocks until
+    then (``job.wait()`` does too)."""
     from .html import error_box
 
     button.disabled = True
     status.value = f'<div class="wb-muted">{busy}</div>'
 
-    def finished(result):
+    def finished(job: Job) -> None:
         button.disabled = False
-        done(result)
+        try:
+            if job.state != "done":
+                raise job.error
+            done(job.result())
+        except Exception as exception:  # shown by the panel, never lost in a thread's stderr
+            status.value = ""
+            error.value = error_box(exception, action)
 
-    def failed(exception):
-        button.disabled = False
-        status.value = ""
-        error.value = error_box(exception, action)
-
-    task = BackgroundTask(work, finished, failed, action).start()
+    job = Job(action, work)
+    job.add_done_callback(finished)
+    job.start()
     if wait:
-        task.wait()
-    return task
+        job.wait()
+    return job

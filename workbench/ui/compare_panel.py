@@ -17,10 +17,11 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .. import analysis
+from ..jobs import Job
 from ..viz.compare import learning_curve_figure, metrics_table, parity_figure, training_curves_figure
 from ..viz.force_errors import force_error_colorbar, force_error_view
 from ..viz.structure import structure_view
-from .common import COMPACT, BackgroundTask, panel_task, replace_figure, row, section
+from .common import COMPACT, panel_task, replace_figure, row, section
 from .html import STYLE, error_box
 from .state import WorkbenchState
 
@@ -54,7 +55,7 @@ class ComparePanel(widgets.VBox):
         self.add_class("wb-panel")
         self.add_class("wb-compare-panel")
         self.state = state if state is not None else WorkbenchState.session()
-        self.task: BackgroundTask | None = None
+        self.task: Job | None = None
         self.evaluations: list = []
         self.dataset = None  # the part of the dataset evaluated
         self.part = "test"
@@ -168,7 +169,7 @@ class ComparePanel(widgets.VBox):
         replace_figure(self.parity, go.Figure())
 
     # ----------------------------------------------------------------------------- evaluating
-    def compare(self, wait: bool = False) -> BackgroundTask | None:
+    def compare(self, wait: bool = False) -> Job | None:
         """Evaluate the chosen runs on the chosen part of the dataset, then draw everything."""
         names = list(self.runs.value)
         self.error.value = ""
@@ -345,7 +346,8 @@ class ComparePanel(widgets.VBox):
         replace_figure(self.curves, figure.update_layout(width=1100))
 
     def _draw_learning(self) -> None:
-        curves = {n: self.state.runs[n].result for n in self.runs.value if hasattr(self.state.runs[n].result, "models")}
+        done = [self.state.runs[n] for n in self.runs.value if self.state.runs[n].state == "done"]
+        curves = {job.name: job.result() for job in done if hasattr(job.result(), "models")}
         if not curves:
             self.learning_note.value = (
                 '<div class="wb-muted">Train with the <i>learning curve</i> strategy to see how the error falls '

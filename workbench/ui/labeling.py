@@ -8,8 +8,6 @@ interrupted job loses nothing); the subset comes from :func:`workbench.qm.sampli
 from __future__ import annotations
 
 import html
-import threading
-import time
 
 import ipywidgets as widgets
 import numpy as np
@@ -44,9 +42,6 @@ class LabelingControls(widgets.VBox):
         self.state = state
         self.job = None
         self._dataset = None
-        self._started = 0.0
-        self._settled = threading.Event()
-        self._settled.set()
         self.level = widgets.Combobox(
             value="gfn2-xtb", options=list(LEVELS), description="Level", style=COMPACT, ensure_option=False
         )
@@ -104,19 +99,18 @@ class LabelingControls(widgets.VBox):
                 raise ValueError("a labeling job is running: cancel it or wait for it")
             indices = self.indices()
             store = self.store.value.strip() or None
-            self.job = label(
+            job = label(
                 ds, self.level.value.strip(), store=store, indices=indices, properties=properties,
-                progress=self._on_progress, background=True,
+                progress=False, background=True,
             )  # fmt: skip
         except Exception as error:  # unknown level, bad subset size...: shown, nothing started
             self.error.value = error_box(error, "start labeling")
             return None
-        self._dataset, self._started = ds, time.monotonic()
+        self.job, self._dataset = job, ds
         self.start_button.disabled, self.cancel_button.disabled = True, False
-        self.progress.max, self.progress.value, self.progress.bar_style = max(self.job.n_total, 1), 0, "info"
-        self._settled.clear()
-        threading.Thread(target=self._finish, name="labeling watcher", daemon=True).start()
-        return self.job
+        self.progress.max, self.progress.value, self.progress.bar_style = max(job.n_total, 1), 0, "info"
+        job.subscribe(self._on_job_event)
+        return job
 
     def cancel(self) -> None:
         if self.job is not None:
@@ -125,19 +119,18 @@ class LabelingControls(widgets.VBox):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the job has ended and its labels joined the dataset."""
-        return self._settled.wait(timeout)
+        return self.job is None or self.job.wait(timeout)
 
-    def _on_progress(self, done: int, total: int) -> None:
-        self.progress.max, self.progress.value = max(total, 1), done
-        elapsed = time.monotonic() - self._started
-        eta = ""
-        if 0 < done < total:
-            eta = f" · about {elapsed / done * (total - done):.0f} s left"
-        self.progress_text.value = f"{done:,} of {total:,} labels{eta}"
+    def _on_job_event(self, job, event: str) -> None:
+        if event == "progress":
+            p = job.progress()
+            self.progress.max, self.progress.value = max(p["total"], 1), p["done"]
+            eta = f" · about {p['eta_s']:.0f} s left" if 0 < p["done"] < p["total"] and p["eta_s"] >= 0 else ""
+            self.progress_text.value = f"{p['done']:,} of {p['total']:,} labels{eta}"
+        elif event == "end":
+            self._finish(job)
 
-    def _finish(self) -> None:
-        job = self.job
-        job.wait()
+    def _finish(self, job) -> None:
         try:
             if job.state == "done":
                 merged = job.result()
@@ -163,4 +156,3 @@ class LabelingControls(widgets.VBox):
             self.error.value = error_box(error, "add the labels to the dataset")
         finally:
             self.start_button.disabled, self.cancel_button.disabled = False, True
-            self._settled.set()

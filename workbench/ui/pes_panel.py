@@ -15,9 +15,10 @@ from ase import Atoms
 
 from .. import analysis
 from ..analysis.coordinates import KINDS, bond_graph
+from ..jobs import Job
 from ..viz.pes import scan_contour_figure, scan_figure
 from ..viz.structure import structure_view
-from .common import COMPACT, BackgroundTask, ModelChooser, fast_mode, panel_task, replace_figure, row, section
+from .common import COMPACT, ModelChooser, fast_mode, panel_task, replace_figure, row, section
 from .html import STYLE, error_box, table
 from .state import WorkbenchState
 
@@ -143,7 +144,7 @@ class PESPanel(widgets.VBox):
         self.add_class("wb-panel")
         self.add_class("wb-pes-panel")
         self.state = state if state is not None else WorkbenchState.session()
-        self.task: BackgroundTask | None = None
+        self.task: Job | None = None
         self.result = None
         self.scores = None
         self._picks = 0
@@ -261,7 +262,7 @@ class PESPanel(widgets.VBox):
         self.second.layout.display = None if self.two_d.value else "none"
 
     # ----------------------------------------------------------------------------- scanning
-    def scan(self, wait: bool = False) -> BackgroundTask | None:
+    def scan(self, wait: bool = False) -> Job | None:
         """Scan with the panel's choices (background thread; ``wait=True`` blocks until drawn)."""
         self.error.value = ""
         try:

@@ -4,12 +4,14 @@ runs by name and the split that keeps test configurations out of training."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 import traitlets
 
 from ..data.dataset import Dataset, split_indices
+from ..jobs import JobQueue
 
 #: Fractions of the dataset for training, validation and test (the split every panel uses, seeded).
 SPLIT = (0.8, 0.1, 0.1)
@@ -30,9 +32,11 @@ class WorkbenchState(traitlets.HasTraits):
     configuration
         Index of the configuration being looked at (structure browser, comparisons, scans, vibrations).
     runs
-        Training runs by name (:class:`~workbench.ui.runs.Run`), in the order they were started.
+        Training runs by name (each a :class:`~workbench.training.TrainingJob`), in the order they were started.
     runs_version
         Goes up by one whenever a run is added, starts or ends: observe it to follow ``runs``.
+    queue
+        The :class:`~workbench.jobs.JobQueue` of runs started behind the others.
     split_seed
         Seed of the train/validation/test split of the dataset (:meth:`split`).
     """
@@ -51,7 +55,7 @@ class WorkbenchState(traitlets.HasTraits):
         self._references: pd.DataFrame | None = None
         self._residuals: pd.DataFrame | None = None
         self._split: dict | None = None
-        self._queue_lock = threading.RLock()
+        self.queue = JobQueue()
         self._version_lock = threading.Lock()
         self._version = 0
         if dataset is not None:
@@ -111,34 +115,39 @@ class WorkbenchState(traitlets.HasTraits):
         return self.dataset.select(self.split()[part])
 
     # ----------------------------------------------------------------------------- runs
-    def add_run(self, run, train, queue: bool = False) -> None:
-        """Keep ``run`` under its name and start it with ``train`` (:func:`workbench.train`), or, with ``queue``,
-        once every run before it has finished."""
-        if run.name in self.runs:
-            raise ValueError(f"a run named {run.name!r} exists already; choose another name")
-        run._train = train
-        run.subscribe(self._on_run_event)
-        with self._queue_lock:
-            self.runs = {**self.runs, run.name: run}
-            busy = any(r.state in ("queued", "running") for r in self.runs.values() if r is not run)
-            if queue and busy:
-                run.write("waiting for the runs before it")
-            else:
-                run.start(train)
+    def start_run(self, name: str, train: Callable, options: dict, description: str = "", queue: bool = False):
+        """Start ``train(**options)`` (:func:`workbench.train`) as the run ``name``, or, with ``queue``, once the
+        runs queued before it have ended; returns the job. Settings that ``train`` refuses make a run that
+        failed at once, kept and shown like any other, with the reason."""
+        if name in self.runs:
+            raise ValueError(f"a run named {name!r} exists already; choose another name")
+        from ..training import TrainingJob
+
+        try:
+            job = train(**options, background=True, queue=self.queue if queue else None)
+        except Exception as error:  # bad settings: the run fails with a readable message, nothing else stops
+            job = TrainingJob(lambda ctx, error=error: _raise(error), description=description or name)
+            job.start(background=False)
+        if not queue:
+            self.queue.submit(job)  # running already: runs queued after it wait for it
+        job.name = name
+        job.description = description or job.description
+        job.subscribe(self._on_run_event)
+        self.runs = {**self.runs, name: job}
         self._bump()
+        return job
 
     def remove_run(self, name: str) -> None:
         """Forget a run (cancelling it first if it still trains)."""
-        run = self.runs[name]
-        if not run.finished:
-            run.cancel()
-        with self._queue_lock:
-            self.runs = {k: v for k, v in self.runs.items() if k != name}
+        job = self.runs[name]
+        if not job.finished:
+            job.cancel()
+        self.runs = {k: v for k, v in self.runs.items() if k != name}
         self._bump()
 
     def finished_runs(self) -> dict:
         """``{name: model}`` of every run that has a model to analyse (done, or cancelled with weights)."""
-        return {name: run.model for name, run in self.runs.items() if run.finished and run.model is not None}
+        return {name: job.model for name, job in self.runs.items() if job.finished and job.model is not None}
 
     def unique_run_name(self, stem: str) -> str:
         """``stem``, or ``stem-2``, ``stem-3``... whichever no run has yet."""
@@ -147,16 +156,9 @@ class WorkbenchState(traitlets.HasTraits):
             name, k = f"{stem}-{k}", k + 1
         return name
 
-    def _on_run_event(self, run, event: str) -> None:
-        if event != "end":
-            if event == "stage" and run.epochs == 0:
-                self._bump()
-            return
-        with self._queue_lock:
-            waiting = [r for r in self.runs.values() if r.state == "waiting"]
-            if waiting and not any(r.state in ("queued", "running") for r in self.runs.values()):
-                waiting[0].start(waiting[0]._train)
-        self._bump()
+    def _on_run_event(self, job, event: str) -> None:
+        if event in ("start", "end") or (event == "stage" and job.epochs == 0):
+            self._bump()
 
     def _bump(self) -> None:
         # Runs end in their own threads: count under a lock, notify outside it (observers draw widgets).
@@ -164,3 +166,7 @@ class WorkbenchState(traitlets.HasTraits):
             self._version += 1
             version = self._version
         self.runs_version = version
+
+
+def _raise(error: BaseException):
+    raise error

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import math
 import weakref
+from typing import TYPE_CHECKING
 
 import ipywidgets as widgets
 import pandas as pd
@@ -19,7 +20,7 @@ from ..models import families
 from ..viz.training import training_progress_figure
 from .common import COMPACT, Throttle, row, section, update_figure
 from .html import STYLE, error_box
-from .runs import Run, runs_html
+from .runs import runs_html
 from .state import WorkbenchState
 from .training_choices import (
     HINTS,
@@ -31,6 +32,9 @@ from .training_choices import (
     format_seconds,
     width_setting,
 )
+
+if TYPE_CHECKING:
+    from ..training import TrainingJob
 
 
 class TrainingPanel(widgets.VBox):
@@ -281,7 +285,7 @@ class TrainingPanel(widgets.VBox):
                 options["budgets"] = sorted({max(2, have // 4), max(2, have // 2), have})
         return options
 
-    def start(self) -> Run | None:
+    def start(self) -> TrainingJob | None:
         """Start a run with the panel's choices (or queue it); returns it, or None with the reason shown."""
         from ..training import train
 
@@ -295,9 +299,9 @@ class TrainingPanel(widgets.VBox):
             self.error.value = error_box(error, "start training")
             return None
         label = next(k for k, v in STRATEGIES.items() if v == options["recipe"])
-        run = Run(name, options, f"{label} {options['family']} → {options['target']} on {options['device']}")
+        description = f"{label} {options['family']} → {options['target']} on {options['device']}"
+        run = self.state.start_run(name, train, options, description, queue=self.queue.value)
         self._follow([run])
-        self.state.add_run(run, train, queue=self.queue.value)
         self.run_name.value = ""
         self._suggest_name()
         self.shown.value = name
@@ -329,11 +333,11 @@ class TrainingPanel(widgets.VBox):
         self._suggest_name()
         self._draw(now=True)
 
-    def _on_run_event(self, run: Run, event: str) -> None:
-        if event != "epoch":
+    def _on_run_event(self, run: TrainingJob, event: str) -> None:
+        if event != "progress":
             self.runs_table.value = runs_html(self.state.runs)
         if run.name == self.shown.value:
-            self._draw(now=event != "epoch")
+            self._draw(now=event != "progress")
 
     def _draw_shown(self) -> None:
         run = self.state.runs.get(self.shown.value)
@@ -346,13 +350,13 @@ class TrainingPanel(widgets.VBox):
             self.progress.bar_style = {"done": "success", "failed": "danger"}.get(run.state, "warning")
             self.progress_text.value = f"<b>{run.state}</b> · {run.epochs} epochs"
         else:
-            total = p["max_epochs"] or 1
-            self.progress.value = min(p["epoch"] / total, 1.0)
+            total = p["total"] or 1
+            self.progress.value = min(p["done"] / total, 1.0)
             self.progress.bar_style = "info"
             stage = f"{p['stage']} · " if p["stage"] else ""
-            pace = f" · {p['seconds_per_epoch']:.2g} s/epoch" if math.isfinite(p["seconds_per_epoch"]) else ""
+            pace = f" · {p['seconds_per_unit']:.2g} s/epoch" if math.isfinite(p["seconds_per_unit"]) else ""
             self.progress_text.value = (
-                f"<b>{run.state}</b> · {stage}epoch {p['epoch']} of at most {p['max_epochs'] or '?'}{pace}"
+                f"<b>{run.state}</b> · {stage}epoch {p['done']} of at most {p['total'] or '?'}{pace}"
                 f" · about {format_seconds(p['eta_s'])} left"
                 if run.state == "running"
                 else f"<b>{run.state}</b>"

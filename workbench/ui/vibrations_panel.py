@@ -22,8 +22,9 @@ import plotly.graph_objects as go
 from .. import analysis
 from ..data import builtin as datasets
 from ..data.fidelity import canonical_name
+from ..jobs import Job
 from ..viz.vibrations import frequency_figure, mode_view
-from .common import COMPACT, BackgroundTask, ModelChooser, panel_task, replace_figure, row, section
+from .common import COMPACT, ModelChooser, panel_task, replace_figure, row, section
 from .html import STYLE, error_box, table
 from .state import WorkbenchState
 
@@ -76,7 +77,7 @@ class VibrationsPanel(widgets.VBox):
         self.add_class("wb-panel")
         self.add_class("wb-vibrations-panel")
         self.state = state if state is not None else WorkbenchState.session()
-        self.task: BackgroundTask | None = None
+        self.task: Job | None = None
         self.results: dict = {}
         self.table = None
         self.view = None
@@ -206,7 +207,7 @@ class VibrationsPanel(widgets.VBox):
             self.view.handle_resize()
 
     # ----------------------------------------------------------------------------- computing
-    def compute(self, wait: bool = False) -> BackgroundTask | None:
+    def compute(self, wait: bool = False) -> Job | None:
         """Frequencies of the chosen heads at the shared configuration, against the reference chosen: the shipped
         frequencies (read, not computed), a level computed here, or none."""
         self.error.value = ""
