@@ -23,6 +23,7 @@ _LAZY = {
     "train": ("workbench.training", "train"),
     "TrainedModel": ("workbench.training", "TrainedModel"),
     "label": ("workbench.qm", "label"),
+    "improve": ("workbench.active", "improve"),
     "analysis": ("workbench.analysis", None),
     "models": ("workbench.models", None),
     "Workbench": ("workbench.ui", "Workbench"),

@@ -9,6 +9,7 @@
 from .api import train
 from .callbacks import Callback, TqdmProgress
 from .checkpoint import CheckpointError, load_checkpoint
+from .continuation import continue_training
 from .loss import MaskedLoss
 from .recipes import RECIPES, LearningCurve
 from .settings import TrainSettings
@@ -29,6 +30,7 @@ __all__ = [
     "TrainingCancelled",
     "TrainingDiverged",
     "TrainingJob",
+    "continue_training",
     "load_checkpoint",
     "train",
 ]

@@ -1,0 +1,112 @@
+"""Where the improve loop looks for configurations to label: a pool, the geometries of a scan, or MD driven by the
+model itself.
+
+A candidate source is a callable ``source(model, round) -> Dataset`` (geometries in Å; a pool may carry labels,
+which the loop uses instead of computing them when asked to). The sources here are small dataclasses with their
+settings in the constructor; any function of that shape works as well.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from ase import Atoms
+
+from ..analysis.coordinates import coordinate_from
+from ..analysis.pes import frames_for
+from ..data.dataset import Dataset, concatenate
+from ..data.io import load
+from ..qm.sampling import langevin_md
+
+
+@dataclass
+class Pool:
+    """Every configuration of a dataset (or of a file :func:`workbench.load` reads) not yet taken.
+
+    With labels at the loop's level in the pool itself, the loop can *reveal* them instead of computing them
+    (``improve(..., reveal=True)``): the benchmark way of asking "which labels would have been worth
+    computing", with the answers known in advance.
+    """
+
+    data: Dataset | str | Path
+
+    def __post_init__(self):
+        if not isinstance(self.data, Dataset):
+            self.data = load(self.data)
+
+    def __call__(self, model, round: int) -> Dataset:
+        return self.data
+
+
+@dataclass
+class ScanGeometries:
+    """The geometries of a 1D scan from ``atoms`` along one coordinate (as :func:`workbench.analysis.scan`):
+    ``kind`` is ``"bond"``, ``"angle"``, ``"dihedral"`` or ``"mode"``, ``indices`` its atoms, ``values`` the
+    points (Å or degrees)."""
+
+    atoms: Atoms
+    kind: str
+    indices: Sequence[int]
+    values: Sequence[float]
+
+    def __call__(self, model, round: int) -> Dataset:
+        coordinate = coordinate_from(self.kind, tuple(self.indices), np.asarray(self.values, float))
+        frames, measured = frames_for(self.atoms, [coordinate])
+        ds = Dataset.from_configurations(
+            [{"numbers": f.numbers, "positions": f.positions, "info": {"source": "scan"}} for f in frames]
+        )
+        ds.info[self.kind] = measured[:, 0]
+        return ds
+
+
+@dataclass
+class ModelMD:
+    """Configurations from Langevin MD (ASE) at ``temperature_K`` driven by the model itself: where the model
+    takes the molecule is where it must be right. Each round runs from ``atoms`` with its own seed, keeping
+    ``n_samples`` frames ``interval`` steps apart after ``equilibration_steps`` (``timestep_fs`` in fs).
+    """
+
+    atoms: Atoms
+    temperature_K: float = 500.0
+    n_samples: int = 50
+    interval: int = 10
+    equilibration_steps: int = 100
+    timestep_fs: float = 0.5
+    seed: int = 0
+    fidelity: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def __call__(self, model, round: int) -> Dataset:
+        calculator = model.calculator(fidelity=self.fidelity)
+        ds = langevin_md(
+            self.atoms,
+            self.n_samples,
+            self.temperature_K,
+            calculator=calculator,
+            timestep_fs=self.timestep_fs,
+            interval=self.interval,
+            equilibration_steps=self.equilibration_steps,
+            seed=self.seed + 7919 * round,
+            **self.options,
+        )
+        ds.info["source"] = f"model md {self.temperature_K:g} K, round {round}"
+        return ds
+
+
+def as_source(candidates):
+    """A candidate source from what a user passes: a source, a Dataset or a file (a :class:`Pool`), or a list
+    of sources whose candidates are put together."""
+    if isinstance(candidates, (Dataset, str, Path)):
+        return Pool(candidates)
+    if isinstance(candidates, (list, tuple)):
+        sources = [as_source(c) for c in candidates]
+        return lambda model, round: concatenate([s(model, round) for s in sources])
+    if callable(candidates):
+        return candidates
+    raise TypeError(
+        f"candidates: a Dataset, a file, Pool(...), ScanGeometries(...), ModelMD(...) or a function of "
+        f"(model, round); got {type(candidates).__name__}"
+    )
