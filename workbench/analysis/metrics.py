@@ -90,6 +90,8 @@ def metrics(
         table's fidelities is an error; rows take part in :func:`rank` and the best mark as :func:`comparable`
         says.
 
+    Notes
+    -----
     Columns: ``model, head, fidelity, n_parameters, eval_time_s, time_per_configuration_ms, n_energy,
     energy_mae, energy_rmse, energy_mae_per_atom, energy_rmse_per_atom, energy_max, n_forces, force_mae,
     force_rmse, force_norm_mae, force_norm_rmse, force_max`` (component errors; ``force_norm_*`` and

@@ -248,8 +248,8 @@ def frequency_errors(result: VibrationsResult, reference: VibrationsResult, matc
 
     Modes are paired by shape (:func:`match_modes`; ``match="order"`` pairs them by rank). Returns a dict:
 
-    - ``mae``: mean of |model − reference| over the paired modes (cm^-1),
-    - ``max_abs``: the largest |model − reference| (cm^-1),
+    - ``mae``: mean of ``|model − reference|`` over the paired modes (cm^-1),
+    - ``max_abs``: the largest ``|model − reference|`` (cm^-1),
     - ``worst_mode``: the reference mode where that largest error is,
     - ``table``: one row per reference mode, ``mode``, ``character``, ``reference``, ``frequency`` (the model's
       paired mode) and ``error`` (model − reference), all cm^-1; NaN where the model has no mode to pair.
