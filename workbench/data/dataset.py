@@ -264,10 +264,7 @@ class Dataset:
 
     def fidelity(self, name: str | Fidelity) -> Fidelity:
         """The :class:`Fidelity` of a name in any accepted spelling; KeyError lists those present."""
-        key = canonical_name(name)
-        if key not in self.labels:
-            raise KeyError(f"no fidelity {key!r} in this dataset; present: {self.fidelity_names}")
-        return self.fidelity_info[key]
+        return self.fidelity_info[canonical_name(name, self.fidelity_names, "in this dataset")]
 
     def energy(self, fidelity: str | Fidelity) -> tuple[np.ndarray, np.ndarray]:
         """``(energy[N] in eV, mask[N])`` at a fidelity."""
