@@ -32,8 +32,13 @@ def test_reference_forces_from_atoms_match_those_from_the_dataset():
     given = analysis.force_errors(model, ds.to_atoms(7), reference=ds.labels[FID].forces[63:72])
     np.testing.assert_allclose(given.norm, from_dataset.norm, atol=1e-12)
     assert from_dataset.norm.max() > 0.01  # a real model, briefly trained, is not perfect
+    # One fidelity: to_atoms attaches its labels by default, as ase.io.read would.
+    default = analysis.force_errors(model, ds.to_atoms(7))
+    np.testing.assert_allclose(default.error, from_dataset.error, atol=1e-12)
+    bare = ds.to_atoms(7)
+    bare.calc = None
     with pytest.raises(ValueError, match="reference forces"):
-        analysis.force_errors(model, ds.to_atoms(7))
+        analysis.force_errors(model, bare)
     with pytest.raises(ValueError, match="no forces"):
         analysis.force_errors(model, ds.keep_labels(FID, indices=[0]), 7)
 

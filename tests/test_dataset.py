@@ -1,8 +1,11 @@
+import ase.io
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
 from ase.build import molecule
+from ase.calculators.calculator import PropertyNotImplementedError
+from ase.calculators.singlepoint import SinglePointCalculator
 
 import workbench as wb
 from workbench.data import Dataset, DatasetError, concatenate
@@ -95,6 +98,45 @@ def test_to_atoms_carries_every_label(ds):
     np.testing.assert_allclose(atoms.get_forces(), ds.forces("gfn2-xtb")[0][ds.ptr[3] : ds.ptr[4]])
     assert atoms.info["energy_ccsd(t)/cc-pvdz"] == pytest.approx(ds.energy("ccsd(t)/cc-pvdz")[0][3])
     assert "energy_ccsd(t)/cc-pvdz" not in ds.to_atoms(1).info
+
+
+def test_to_atoms_of_a_dataset_with_one_fidelity_attaches_its_labels_as_ase_io_read_does(ds, tmp_path):
+    one = ds.drop_fidelity("ccsd(t)/cc-pvdz")
+    atoms = one.to_atoms(3)
+    assert isinstance(atoms.calc, SinglePointCalculator)
+    assert atoms.get_potential_energy() == ds.energy("gfn2-xtb")[0][3]  # eV, no argument needed
+    np.testing.assert_array_equal(atoms.get_forces(), ds.forces("gfn2-xtb")[0][ds.ptr[3] : ds.ptr[4]])
+    ase.io.write(tmp_path / "one.extxyz", atoms)
+    read = ase.io.read(tmp_path / "one.extxyz")
+    assert type(read.calc) is type(atoms.calc)
+    assert read.get_potential_energy() == pytest.approx(atoms.get_potential_energy(), abs=1e-6)
+    np.testing.assert_allclose(read.get_forces(), atoms.get_forces(), atol=1e-6)  # extxyz keeps 8 decimals
+
+
+def test_to_atoms_of_several_fidelities_attaches_nothing_until_one_is_named(ds):
+    atoms = ds.to_atoms(3)
+    assert atoms.calc is None  # which level would get_potential_energy() mean? the caller says
+    with pytest.raises(RuntimeError, match="no calculator"):
+        atoms.get_potential_energy()
+    assert atoms.info["energy_gfn2-xtb"] == ds.energy("gfn2-xtb")[0][3]  # the labels are still all there
+    high = ds.to_atoms(3, fidelity="CCSD(T)/cc-pVDZ")
+    assert high.get_potential_energy() == ds.energy("ccsd(t)/cc-pvdz")[0][3]
+    with pytest.raises(PropertyNotImplementedError):
+        high.get_forces()  # the high level has no forces here: not a block of zeros
+    with pytest.raises(KeyError, match=r"present: \['gfn2-xtb', 'ccsd\(t\)/cc-pvdz'\]"):
+        ds.to_atoms(3, fidelity="b3lyp/6-31g*")
+
+
+def test_to_atoms_never_makes_up_a_masked_label(ds):
+    one = ds.drop_fidelity("gfn2-xtb").keep_labels("ccsd(t)/cc-pvdz", indices=[0])  # one fidelity, mostly masked
+    assert one.to_atoms(0).get_potential_energy() == ds.energy("ccsd(t)/cc-pvdz")[0][0]
+    masked = one.to_atoms(3)  # had an energy before keep_labels masked it
+    assert "energy_ccsd(t)/cc-pvdz" not in masked.info
+    with pytest.raises(PropertyNotImplementedError):
+        masked.get_potential_energy()
+    with pytest.raises(PropertyNotImplementedError):
+        masked.get_forces()
+    assert not masked.calc.results  # nothing stored, so nothing is a stand-in 0
 
 
 def test_concatenate_unions_fidelities():

@@ -1,6 +1,6 @@
 import pytest
 
-from workbench.data.fidelity import Fidelity, canonical_name
+from workbench.data.fidelity import Fidelity, canonical_fidelities, canonical_name
 
 
 @pytest.mark.parametrize(
@@ -42,3 +42,25 @@ def test_parts_and_program():
 def test_empty_name_is_refused():
     with pytest.raises(ValueError):
         Fidelity.parse("  ")
+
+
+def test_a_selection_in_any_form_becomes_canonical_names():
+    xtb, cc = Fidelity.parse("gfn2-xtb"), Fidelity.parse("ccsd(t)/cc-pvdz")
+    assert canonical_fidelities(None) is None
+    assert canonical_fidelities("xtb") == canonical_fidelities(xtb) == ["gfn2-xtb"]
+    assert canonical_fidelities(("GFN2-xTB", cc)) == canonical_fidelities([xtb, "ccsd_t/ccpvdz"]) == [xtb.name, cc.name]
+    assert canonical_fidelities({cc: ("energy",), "xtb": None}) == {cc.name: ("energy",), "gfn2-xtb": None}
+    assert canonical_fidelities([]) == []
+
+
+def test_a_selection_outside_what_is_available_names_both():
+    with pytest.raises(KeyError, match=r"no fidelity 'b3lyp/6-31g\*' \(given as 'B3LYP/6-31G\*'\) in this dataset; "):
+        canonical_fidelities(["xtb", "B3LYP/6-31G*"], ["gfn2-xtb", Fidelity.parse("mp2/cc-pvdz")], "in this dataset")
+    with pytest.raises(KeyError, match=r"present: \['gfn2-xtb', 'mp2/cc-pvdz'\]"):
+        canonical_name(Fidelity.parse("b3lyp/6-31g*"), ["xtb", "mp2/cc-pvdz"])
+    with pytest.raises(ValueError, match="named twice"):
+        canonical_fidelities({"xtb": 1, "gfn2-xtb": 2})
+    with pytest.raises(TypeError, match="got float 1.5"):
+        canonical_fidelities(1.5)
+    with pytest.raises(TypeError, match="got NoneType None"):
+        canonical_fidelities([None])

@@ -176,6 +176,25 @@ def test_a_dataset_written_with_to_atoms_reads_back_whole(tmp_path):
     assert "formula" in back.info and "configuration" not in back.info
 
 
+@pytest.mark.parametrize("suffix", ["extxyz", "traj"])
+def test_a_dataset_of_one_fidelity_reads_back_without_a_second_unknown_level(tmp_path, suffix):
+    original = wb.datasets.builtin("md17-ethanol-sample").select(range(3))
+    assert original.to_atoms(0).calc is not None  # the labels are also the calculator's results
+    path = tmp_path / f"one.{suffix}"
+    ase.io.write(path, [original.to_atoms(i) for i in range(len(original))])
+    back = ase_files.read(path)
+    assert back.fidelity_names == original.fidelity_names == ["pbe+vdw-ts"]
+    assert not any("unknown" in str(p.get("note")) for p in back.provenance)
+    np.testing.assert_allclose(back.energy("pbe+vdw-ts")[0], original.energy("pbe+vdw-ts")[0], atol=1e-9)
+    np.testing.assert_allclose(back.forces("pbe+vdw-ts")[0], original.forces("pbe+vdw-ts")[0], atol=1e-8)
+    # Plain labels that differ from the named level's are still another level.
+    frames = [original.to_atoms(i) for i in range(len(original))]
+    for a in frames:
+        a.calc = SinglePointCalculator(a, energy=a.get_potential_energy() + 1.0)
+    ase.io.write(path, frames)
+    assert ase_files.read(path).fidelity_names == ["unknown", "pbe+vdw-ts"]
+
+
 def test_any_ase_format_is_read_and_format_can_be_forced(tmp_path):
     frames = _frames(3)
     for a in frames:

@@ -5,7 +5,8 @@ An analysis may be handed
 - a trained model (an object with ``.calculator(fidelity=...)`` that wraps a torch module as ``.module`` or
   ``.model``, such as :class:`workbench.training.TrainedModel`),
 - a bare :class:`~workbench.models.base.AtomisticModel` (every head, or the one named by ``fidelity``),
-- ``(model, fidelity)`` to pick one head,
+- ``(model, fidelity)`` to pick one head (``fidelity`` a name in any spelling or a :class:`~workbench.data.Fidelity`;
+  for a calculator it says which level the calculator stands for),
 - any ASE calculator (an analytic potential, a QM level, another code's model),
 - a level-of-theory name such as ``"gfn2-xtb"`` (the QM engine's calculator for that level),
 - a ``{name: model}`` dict to choose the names shown in tables and figures.
@@ -25,11 +26,14 @@ import numpy as np
 import torch
 from ase.calculators.calculator import Calculator
 
-from ..data.fidelity import canonical_name
+from ..data.fidelity import Fidelity, canonical_fidelities, canonical_name
 from ..harmonic import finite_difference_hessian
 
 #: Configurations per forward pass when a torch model evaluates a dataset.
 BATCH_SIZE = 64
+
+#: Where a head is looked for, in the error for one the model does not have.
+_HEADS = "among the model's heads"
 
 
 def _torch_module(model) -> torch.nn.Module | None:
@@ -182,8 +186,7 @@ def _trained(model, module, name: str, fidelity, device: str | None) -> list[Pre
     level (Δ-learning) is evaluated through its own ``predict``, which includes the base."""
     heads = kept = list(getattr(model, "fidelities", None) or module.fidelities)
     if fidelity is not None:
-        heads = [fidelity] if isinstance(fidelity, str) else list(fidelity)
-        heads = [module.fidelities[module.fidelity_index(f)] for f in heads]
+        heads = list(canonical_fidelities(fidelity, module.fidelities, _HEADS))
     n_params = getattr(model, "n_parameters", None)
     has_base = getattr(model, "base", None) is not None
     out = []
@@ -238,12 +241,18 @@ def _where(module: torch.nn.Module) -> torch.device:
     return param.device if param is not None else torch.device("cpu")
 
 
+def is_pair(obj) -> bool:
+    """Whether ``obj`` is ``(model, fidelity)``: a 2-tuple whose second item is a fidelity name, a
+    :class:`~workbench.data.Fidelity` or None (not a tuple of two models)."""
+    return isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], (str, Fidelity, type(None)))
+
+
 def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predictor]:
     if isinstance(model, Predictor):
         return [model]
-    if isinstance(model, tuple) and len(model) == 2 and isinstance(model[1], (str, type(None))):
+    if is_pair(model):
         return _resolve_one(model[0], name, model[1], device)
-    if isinstance(model, str):
+    if isinstance(model, (str, Fidelity)):
         from ..qm.qm_calculator import QMCalculator
 
         level = canonical_name(model)
@@ -254,8 +263,7 @@ def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predict
     if module is not None:
         heads = list(module.fidelities)
         if fidelity is not None:
-            chosen = [fidelity] if isinstance(fidelity, str) else list(fidelity)
-            heads = [module.fidelities[module.fidelity_index(f)] for f in chosen]
+            heads = list(canonical_fidelities(fidelity, module.fidelities, _HEADS))
         n_params = int(sum(p.numel() for p in module.parameters() if p.requires_grad))
         out = []
         for head in heads:
@@ -271,12 +279,14 @@ def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predict
         return out
     if isinstance(model, Calculator):
         level = getattr(model, "level", None)
-        fid = fidelity if isinstance(fidelity, str) else None
+        # A calculator is one level: a single fidelity given with it names that level.
+        chosen = list(canonical_fidelities(fidelity) or [])
+        fid = chosen[0] if len(chosen) == 1 else None
         if fid is None and level is not None and hasattr(level, "name"):
             fid = level.name
         return [Predictor(name, fid, make_calculator=lambda: model)]
     if hasattr(model, "calculator") and callable(model.calculator):
-        heads = [fidelity] if isinstance(fidelity, str) else list(fidelity or getattr(model, "fidelities", [None]))
+        heads = canonical_fidelities(fidelity) or list(getattr(model, "fidelities", None) or [None])
         return [
             Predictor(name, h, make_calculator=lambda h=h: model.calculator(fidelity=h), n_heads=len(heads))
             for h in heads
@@ -287,19 +297,20 @@ def _resolve_one(model, name: str, fidelity, device: str | None) -> list[Predict
     )
 
 
-def predictors(models, fidelity: str | Sequence[str] | None = None, device: str | None = None) -> list[Predictor]:
+def predictors(
+    models, fidelity: str | Fidelity | Sequence[str | Fidelity] | None = None, device: str | None = None
+) -> list[Predictor]:
     """Every head of every model as a :class:`Predictor`.
 
     ``models`` is one model, a list of them, or a ``{name: model}`` dict (see the module docstring for what a
-    model may be). ``fidelity`` picks heads of torch models (all heads when None); ``device`` (``"cpu"``, ``"cuda"``,
+    model may be). ``fidelity`` (a name, a :class:`~workbench.data.Fidelity` or a list of them) picks heads of torch
+    models (all heads when None); ``device`` (``"cpu"``, ``"cuda"``,
     ``"auto"``) where torch models are evaluated (None: where they already are). Names repeat-proof: a second
     model of the same family is called ``"hipnn #2"``.
     """
     if isinstance(models, Mapping):
         items = list(models.items())
-    elif isinstance(models, (list, tuple)) and not (
-        isinstance(models, tuple) and len(models) == 2 and isinstance(models[1], (str, type(None)))
-    ):
+    elif isinstance(models, (list, tuple)) and not is_pair(models):
         items = [(None, m) for m in models]
     else:
         items = [(None, models)]
@@ -310,7 +321,7 @@ def predictors(models, fidelity: str | Sequence[str] | None = None, device: str 
             out.append(model)
             taken.add(model.name)
             continue
-        inner = model[0] if isinstance(model, tuple) and len(model) == 2 else model
+        inner = model[0] if is_pair(model) else model
         name = _unique(str(given) if given is not None else _default_name(inner), taken)
         out.extend(_resolve_one(model, name, fidelity, device))
     if not out:

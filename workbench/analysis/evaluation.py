@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..data.fidelity import canonical_name
-from ._models import predictors
+from ..data.fidelity import canonical_fidelities, canonical_name
+from ._models import is_pair, predictors
 
 
 @dataclass
@@ -64,7 +64,7 @@ def evaluate(
     Already computed :class:`Evaluation` objects pass through unchanged, so a list of them can be handed to
     every analysis that takes models, and nothing is evaluated twice.
     """
-    items = models if isinstance(models, (list, tuple)) and not _is_pair(models) else [models]
+    items = models if isinstance(models, (list, tuple)) and not is_pair(models) else [models]
     if items and all(isinstance(m, Evaluation) for m in items):
         for ev in items:
             if ev.n_configurations != len(dataset) or len(ev.forces) != len(dataset.numbers):
@@ -83,10 +83,6 @@ def evaluate(
             Evaluation(p.name, p.fidelity, p.label, energy, forces, seconds, p.n_parameters, len(dataset), p.n_heads)
         )
     return out
-
-
-def _is_pair(obj) -> bool:
-    return isinstance(obj, tuple) and len(obj) == 2 and isinstance(obj[1], (str, type(None)))
 
 
 def _heads_for(heads: list, dataset: Dataset, fidelities) -> list:
@@ -113,11 +109,8 @@ def _model(p) -> str:
 
 
 def _reference_fidelities(dataset: Dataset, fidelities) -> list[str]:
-    if fidelities is None:
-        return dataset.fidelity_names
-    if isinstance(fidelities, str):
-        fidelities = [fidelities]
-    return [dataset.fidelity(f).name for f in fidelities]
+    chosen = canonical_fidelities(fidelities, dataset.fidelity_names, "in this dataset")
+    return dataset.fidelity_names if chosen is None else list(chosen)
 
 
 def comparisons(evaluations: list[Evaluation], dataset: Dataset, fidelities=None) -> list[tuple[Evaluation, str]]:

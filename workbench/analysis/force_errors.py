@@ -16,6 +16,7 @@ from ase import Atoms
 from ase.data import chemical_symbols
 
 from ..data.dataset import Dataset
+from ..data.fidelity import canonical_name
 from ..data.units import energy_factor
 from ._models import predictors
 from .evaluation import all_residuals
@@ -103,7 +104,7 @@ def force_errors(
         lo, hi = data.ptr[index], data.ptr[index + 1]
         ref = np.asarray(data.labels[fid].forces[lo:hi], dtype=float)
     else:
-        atoms, fid = data, fidelity
+        atoms, fid = data, (canonical_name(fidelity) if fidelity is not None else None)
         if reference is None:
             if atoms.calc is None:
                 raise ValueError("give reference forces (eV/Å) or attach a calculator to the atoms")

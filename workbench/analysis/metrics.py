@@ -15,6 +15,7 @@ import pandas as pd
 from ase.data import chemical_symbols
 
 from ..data.dataset import Dataset
+from ..data.fidelity import canonical_fidelities
 from ..data.units import energy_factor
 from .evaluation import all_residuals, evaluate
 from .yardsticks import label_residuals, yardstick_name, yardstick_pairs
@@ -304,7 +305,7 @@ def disagreement(
     """
     members = evaluate(models, dataset, device=device, all_heads=True)
     if fidelities is not None:
-        wanted = {dataset.fidelity(f).name if f in dataset.labels else f for f in fidelities}
+        wanted = set(canonical_fidelities(fidelities))  # heads, which need not be levels of the dataset
         members = [m for m in members if m.head is None or m.head in wanted]
     if len(members) < 2:
         raise ValueError(f"disagreement needs at least two heads or models, got {[m.label for m in members]}")

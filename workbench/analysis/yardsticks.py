@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
+from ..data.fidelity import canonical_fidelities
 from ..data.references import fit_atomic_references
 
 #: The fewest configurations two levels must share (with energies, or with forces) before their labels are judged.
@@ -159,11 +160,7 @@ def yardstick_pairs(dataset: Dataset, yardsticks: str | Sequence[str], targets: 
             if dataset.labels[n].energy_mask.any() or dataset.labels[n].forces_mask.any()
         ]
     else:
-        levels = list(
-            dict.fromkeys(
-                dataset.fidelity(y).name for y in ([yardsticks] if isinstance(yardsticks, str) else yardsticks)
-            )
-        )
+        levels = canonical_fidelities(yardsticks, dataset.fidelity_names, "in this dataset")
         for level in levels:
             if not any(rank[level] < rank[t] for t in targets):
                 raise ValueError(

@@ -2,6 +2,15 @@
 
 from .dataset import Dataset, Labels, concatenate, split_indices
 from .errors import DatasetError
-from .fidelity import Fidelity, canonical_name
+from .fidelity import Fidelity, canonical_fidelities, canonical_name
 
-__all__ = ["Dataset", "DatasetError", "Fidelity", "Labels", "canonical_name", "concatenate", "split_indices"]
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "Fidelity",
+    "Labels",
+    "canonical_fidelities",
+    "canonical_name",
+    "concatenate",
+    "split_indices",
+]

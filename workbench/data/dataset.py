@@ -264,10 +264,7 @@ class Dataset:
 
     def fidelity(self, name: str | Fidelity) -> Fidelity:
         """The :class:`Fidelity` of a name in any accepted spelling; KeyError lists those present."""
-        key = canonical_name(name)
-        if key not in self.labels:
-            raise KeyError(f"no fidelity {key!r} in this dataset; present: {self.fidelity_names}")
-        return self.fidelity_info[key]
+        return self.fidelity_info[canonical_name(name, self.fidelity_names, "in this dataset")]
 
     def energy(self, fidelity: str | Fidelity) -> tuple[np.ndarray, np.ndarray]:
         """``(energy[N] in eV, mask[N])`` at a fidelity."""
@@ -423,15 +420,26 @@ class Dataset:
 
     # ----------------------------------------------------------------------------- ASE
     def to_atoms(self, i: int, fidelity: str | Fidelity | None = None):
-        """Configuration ``i`` as an :class:`ase.Atoms` (Å).
+        """Configuration ``i`` as an :class:`ase.Atoms` (positions Å).
 
-        Every label is attached: ``atoms.info["energy_<fidelity>"]`` (eV) and
-        ``atoms.arrays["forces_<fidelity>"]`` (eV/Å). With ``fidelity``, that level's energy and
-        forces are also set as a single-point calculator, so ``atoms.get_potential_energy()`` works.
+        Every label is kept in the atoms: ``atoms.info["energy_<fidelity>"]`` (eV) and
+        ``atoms.arrays["forces_<fidelity>"]`` (eV/Å), present only where the configuration has them.
+
+        One level's labels are also attached as an ``ase.calculators.singlepoint.SinglePointCalculator``,
+        as ``ase.io.read`` attaches a file's energy and forces, so ``atoms.get_potential_energy()`` (eV)
+        and ``atoms.get_forces()`` (eV/Å) work: the level named by ``fidelity``, or, when the dataset has
+        exactly one fidelity and none is named, that one. With several fidelities and none named the
+        atoms carry no calculator (``atoms.calc is None``; which level ``get_potential_energy`` should
+        return is the caller's choice): pass ``fidelity=`` to attach one. A label the configuration
+        does not have is left out of the calculator, so asking for it raises
+        ``PropertyNotImplementedError`` instead of returning a made-up value.
         """
         from ase import Atoms
         from ase.calculators.singlepoint import SinglePointCalculator
 
+        if fidelity is None and len(self.labels) == 1:
+            fidelity = next(iter(self.labels))
+        level = self.fidelity(fidelity).name if fidelity is not None else None
         i = int(self._as_index([i])[0])
         lo, hi = self.ptr[i], self.ptr[i + 1]
         atoms = Atoms(numbers=self.numbers[lo:hi], positions=self.positions[lo:hi].astype(np.float64))
@@ -444,9 +452,8 @@ class Dataset:
                 atoms.info[f"energy_{name}"] = float(lab.energy[i])
             if lab.forces_mask[i]:
                 atoms.arrays[f"forces_{name}"] = lab.forces[lo:hi].astype(np.float64)
-        if fidelity is not None:
-            name = self.fidelity(fidelity).name
-            lab = self.labels[name]
+        if level is not None:
+            lab = self.labels[level]
             results = {}
             if lab.energy_mask[i]:
                 results["energy"] = float(lab.energy[i])

@@ -13,6 +13,7 @@ CCSD < CCSD(T)) and breaks ties by basis-set size. Users override it where they 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
 # Method spellings -> canonical method names.
@@ -182,6 +183,65 @@ class Fidelity:
         return self.name
 
 
-def canonical_name(text: str | Fidelity) -> str:
-    """The canonical fidelity name for any accepted spelling (or a :class:`Fidelity`)."""
-    return text.name if isinstance(text, Fidelity) else Fidelity.parse(text).name
+def canonical_name(text: str | Fidelity, available: Iterable[str | Fidelity] | None = None, where: str = "") -> str:
+    """The canonical fidelity name for any accepted spelling (or a :class:`Fidelity`).
+
+    With ``available`` (names or :class:`Fidelity` objects, e.g. a dataset's fidelities or a model's
+    heads) a name outside it is a ``KeyError`` that names what was passed and lists what there is;
+    ``where`` says where it was looked for (``"in this dataset"``).
+    """
+    if isinstance(text, Fidelity):
+        name = text.name
+    elif isinstance(text, str):
+        name = Fidelity.parse(text).name
+    else:
+        raise TypeError(f"a fidelity is a name such as 'gfn2-xtb' or a Fidelity, got {type(text).__name__} {text!r}")
+    if available is not None:
+        available = list(available)
+        if name in available:  # the usual case, a list of canonical names: no parsing
+            return name
+        present = [canonical_name(a) for a in available]
+        if name not in present:
+            given = "" if str(text) == name else f" (given as {str(text)!r})"
+            place = f" {where}" if where else ""
+            raise KeyError(f"no fidelity {name!r}{given}{place}; present: {present}")
+    return name
+
+
+def canonical_fidelities(
+    selection, available: Iterable[str | Fidelity] | None = None, where: str = ""
+) -> list[str] | dict[str, object] | None:
+    """Canonical names of a fidelity selection, in every form the workbench accepts.
+
+    - ``None`` -> ``None`` (the caller's default, usually "all of them"),
+    - a name in any spelling :meth:`Fidelity.parse` understands, or a :class:`Fidelity` -> a list of one name,
+    - a list, tuple or other iterable of those -> a list of names in the order given,
+    - a dict keyed by those -> ``{name: value}`` with the values as given (``{"gfn2-xtb": ("energy", "forces")}``).
+
+    ``available`` and ``where`` as for :func:`canonical_name`: unknown names are a ``KeyError`` listing what is there.
+    Naming one fidelity twice (``["xtb", "gfn2-xtb"]``) is a ``ValueError``: it is a slip, and a dict could
+    not say which value counts.
+    """
+    if selection is None:
+        return None
+    available = None if available is None else list(available)
+    if isinstance(selection, Mapping):
+        out: dict[str, object] = {}
+        for key, value in selection.items():
+            name = canonical_name(key, available, where)
+            if name in out:
+                raise ValueError(f"fidelities {[name]} are named twice in {[str(k) for k in selection]}")
+            out[name] = value
+        return out
+    if isinstance(selection, (str, Fidelity)):
+        return [canonical_name(selection, available, where)]
+    if not isinstance(selection, Iterable):
+        raise TypeError(
+            "a fidelity selection is a name, a Fidelity, a list of them or a dict keyed by them, "
+            f"got {type(selection).__name__} {selection!r}"
+        )
+    names = [canonical_name(f, available, where) for f in selection]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"fidelities {twice} are named twice in {[str(f) for f in selection]}")
+    return names

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from ase.data import chemical_symbols
 
+from .fidelity import canonical_fidelities
+
 
 def fit_atomic_references(ds, fidelities: Sequence[str] | None = None, rcond: float | None = None) -> pd.DataFrame:
     """Least-squares per-element energies (eV), one column per fidelity, one row per element symbol.
@@ -22,7 +24,7 @@ def fit_atomic_references(ds, fidelities: Sequence[str] | None = None, rcond: fl
     determine every element (e.g. a single molecule), the minimum-norm solution is returned, which
     still reproduces every composition's mean energy. A fidelity with no energies gets NaN.
     """
-    names = [ds.fidelity(f).name for f in (fidelities or ds.fidelity_names)]
+    names = canonical_fidelities(fidelities, ds.fidelity_names, "in this dataset") or ds.fidelity_names
     comp = ds.composition_matrix().astype(np.float64)
     symbols = [chemical_symbols[z] for z in ds.elements]
     columns = {}

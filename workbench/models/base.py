@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..data.fidelity import canonical_name
+from ..data.fidelity import Fidelity, canonical_fidelities, canonical_name
 from .batch import Batch
 from .heads import HEAD_MODES, FidelityHeads, fit_reference_energies
 from .neighbors import Neighbourhood, scatter_sum
@@ -42,6 +42,8 @@ def _jsonable(value):
         return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
+    if isinstance(value, Fidelity):
+        return value.name
     return value
 
 
@@ -60,12 +62,8 @@ class AtomisticModel(nn.Module):
         if not elements or len(set(elements)) != len(elements) or min(elements) < 1 or max(elements) > 118:
             raise ValueError(f"elements must be distinct atomic numbers 1..118, got {elements}")
         self.elements = sorted(elements)
-        fidelities = settings.get("fidelities") or ("default",)
-        if isinstance(fidelities, str):
-            fidelities = [fidelities]
-        self.fidelities = [canonical_name(f) for f in fidelities]
-        if len(set(self.fidelities)) != len(self.fidelities):
-            raise ValueError(f"fidelities must be distinct, got {self.fidelities}")
+        # One head per fidelity: canonical_fidelities refuses a name given twice.
+        self.fidelities = list(canonical_fidelities(settings.get("fidelities") or "default"))
         self.fidelity_mode = settings.get("fidelity_mode", "heads")
         if self.fidelity_mode not in FIDELITY_MODES:
             raise ValueError(f"fidelity_mode must be one of {FIDELITY_MODES}, got {self.fidelity_mode!r}")
@@ -102,10 +100,7 @@ class AtomisticModel(nn.Module):
             if self.n_fidelities != 1:
                 raise ValueError(f"this model has several fidelities {self.fidelities}: name one")
             return 0
-        name = canonical_name(fidelity)
-        if name not in self.fidelities:
-            raise KeyError(f"no fidelity head {name!r}; this model has {self.fidelities}")
-        return self.fidelities.index(name)
+        return self.fidelities.index(canonical_name(fidelity, self.fidelities, "among the model's heads"))
 
     def species(self, numbers: torch.Tensor) -> torch.Tensor:
         """``(A,)`` element index of each atom; ValueError for elements the model was not built for."""

@@ -360,7 +360,8 @@ def label(
         ``charge`` and ``multiplicity`` columns in ``dataset.info`` are used when present.
     level
         A fidelity name (``"gfn2-xtb"``, ``"b3lyp/def2-svp"``, ``"mp2/cc-pvdz"``,
-        ``"ccsd(t)/cc-pvdz"``) or a :class:`~workbench.qm.levels.Level`; ``settings`` adds program
+        ``"ccsd(t)/cc-pvdz"``), a :class:`~workbench.data.Fidelity` or a :class:`~workbench.qm.levels.Level`;
+        ``settings`` adds program
         settings (e.g. ``{"density_fit": True}``).
     store
         Directory (or ``.sqlite`` file) of the resumable label store; ``None`` keeps labels in

@@ -24,7 +24,7 @@ from importlib import metadata
 
 import numpy as np
 
-from ..data.fidelity import Fidelity
+from ..data.fidelity import Fidelity, canonical_name
 
 XTB_METHODS = {"gfn1-xtb": "GFN1-xTB", "gfn2-xtb": "GFN2-xTB"}
 WAVEFUNCTION_METHODS = ("hf", "mp2", "ccsd", "ccsd(t)")
@@ -75,7 +75,7 @@ class Level:
     ----------
     spec
         A fidelity name (``"gfn2-xtb"``, ``"hf/sto-3g"``, ``"b3lyp/6-31g*"``, ``"mp2/cc-pvdz"``,
-        ``"ccsd(t)/cc-pvdz"``) or another :class:`Level`.
+        ``"ccsd(t)/cc-pvdz"``), a :class:`~workbench.data.Fidelity`, or another :class:`Level`.
     **settings
         Program settings; see ``default_settings()`` for the names. PySCF: ``charge``,
         ``multiplicity``, ``conv_tol`` (Hartree), ``max_cycle``, ``density_fit``, ``auxbasis``,
@@ -84,11 +84,11 @@ class Level:
         ``electronic_temperature`` (K), ``max_iterations``.
     """
 
-    def __init__(self, spec: str | Level = "gfn2-xtb", **settings):
+    def __init__(self, spec: str | Fidelity | Level = "gfn2-xtb", **settings):
         if isinstance(spec, Level):
             settings = {**spec.settings, **settings}
             spec = spec.name
-        fid = Fidelity.parse(spec)
+        fid = Fidelity.parse(canonical_name(spec))
         self.name, self.method, self.basis = fid.name, fid.method, fid.basis
         self.program = "tblite" if self.method in XTB_METHODS else "pyscf"
         defaults = self.default_settings()

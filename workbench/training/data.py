@@ -14,22 +14,20 @@ import numpy as np
 import torch
 
 from ..data.dataset import PROPERTIES, Dataset
-from ..data.fidelity import canonical_name
+from ..data.fidelity import canonical_fidelities
 from ..models.batch import Batch
 
 
 def normalise_fidelities(ds: Dataset, fidelities) -> dict[str, tuple[str, ...]]:
-    """``{fidelity: properties}`` in canonical names from a dict, a list of names (all their labels)
-    or None (every fidelity of ``ds`` with every property it has)."""
-    if fidelities is None:
-        fidelities = ds.fidelity_names
-    if isinstance(fidelities, str):
-        fidelities = [fidelities]
-    if not isinstance(fidelities, Mapping):
-        fidelities = {f: None for f in fidelities}
+    """``{fidelity: properties}`` in canonical names from a dict, a name or :class:`Fidelity`, a list of
+    them (all their labels) or None (every fidelity of ``ds`` with every property it has)."""
+    chosen = canonical_fidelities(fidelities, ds.fidelity_names, "in this dataset")
+    if chosen is None:
+        chosen = ds.fidelity_names
+    if not isinstance(chosen, Mapping):
+        chosen = dict.fromkeys(chosen)
     out = {}
-    for name, props in fidelities.items():
-        key = ds.fidelity(name).name
+    for key, props in chosen.items():
         if props is None:
             lab = ds.labels[key]
             props = ("energy", "forces") if lab.forces_mask.any() else ("energy",)
@@ -94,9 +92,9 @@ class TensorData:
     """
 
     def __init__(self, ds: Dataset, heads, device: torch.device, dtype: torch.dtype):
+        heads = canonical_fidelities(heads)
         if not isinstance(heads, Mapping):
             heads = {h: h for h in heads}
-        heads = {canonical_name(k): v for k, v in heads.items()}
         present = [name for name in heads if name in ds.labels]
         full = Batch.from_dataset(ds, fidelities=present, device=device, dtype=dtype)
         for attr in ("energy", "energy_mask", "forces", "forces_mask"):

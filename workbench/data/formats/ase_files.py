@@ -10,7 +10,9 @@ Where labels are found in each frame:
   :meth:`Dataset.to_atoms` writes, so a Dataset written with ``ase.io.write`` reads back whole.
 - the plain ``energy`` and ``forces`` (calculator results, or ``info``/``arrays`` keys; other names
   with ``energy_key=``/``forces_key=``, e.g. ``"REF_energy"``) carry no level of theory: they go to
-  the fidelity named by ``fidelity=``, or to ``unknown`` with a note in ``ds.provenance``.
+  the fidelity named by ``fidelity=``, or to ``unknown`` with a note in ``ds.provenance``. Without
+  ``fidelity=``, plain labels that repeat value for value those of a level named in the same frame
+  (what :meth:`Dataset.to_atoms` writes, its calculator holding one level's labels) are that level's.
 
 ASE's convention is eV, eV/Å and Å. ``energy_unit=``/``force_unit=`` name other units for every
 energy/force in the file (forces default to the energy unit per Å); each conversion and each
@@ -97,7 +99,9 @@ def read(
     seen = {"energy": False, "forces": False, "common": False, "periodic": False, "skipped": set()}
     with reading(file):
         for i, atoms in _frames(path, format, kw):
-            records.append(_record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fidelities, seen))
+            records.append(
+                _record(atoms, i, common, named, energy_key, forces_key, e_factor, f_factor, fidelities, seen)
+            )
         if not records:
             raise DatasetError("the file holds no configurations")
         provenance = _provenance(file, energy_unit, force_unit, e_factor, f_factor, common, named, seen)
@@ -237,7 +241,7 @@ def _put(store: dict, name: str, value, key: str, i: int) -> None:
     store[name] = value
 
 
-def _record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fidelities, seen) -> dict:
+def _record(atoms, i, common, named, energy_key, forces_key, e_factor, f_factor, fidelities, seen) -> dict:
     n = len(atoms)
     bad = (atoms.numbers < 1) | (atoms.numbers > 118)
     if bad.any():
@@ -252,8 +256,6 @@ def _record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fideli
         plain_f = atoms.arrays.get(forces_key)
     if plain_f is not None:
         _put(forces, common.name, _forces(plain_f, forces_key, n, i) * f_factor, forces_key, i)
-    if plain_e is not None or plain_f is not None:
-        seen["common"] = True
     for key, value in atoms.info.items():
         if key == energy_key:
             continue
@@ -269,12 +271,35 @@ def _record(atoms, i, common, energy_key, forces_key, e_factor, f_factor, fideli
     for key, value in atoms.arrays.items():
         if key.startswith("forces_") and key != forces_key and is_label_key(key):
             _put(forces, _fidelity(key, fidelities, i), _forces(value, key, n, i) * f_factor, key, i)
+    plain = plain_e is not None or plain_f is not None
+    level = _repeated_level(energy, forces, common.name) if plain and not named else None
+    if level is not None:
+        # Dataset.to_atoms attaches one level's labels as the calculator too: they are that level's, not a
+        # second level's (and a format that keeps only the calculator's forces keeps them for that level).
+        for store in (energy, forces):
+            if common.name in store:
+                store.setdefault(level, store.pop(common.name))
+        plain = False
+    if plain:
+        seen["common"] = True
     seen["energy"] |= bool(energy)
     seen["forces"] |= bool(forces)
     seen["periodic"] |= bool(np.any(atoms.pbc))
-    if plain_e is not None or plain_f is not None:
+    if plain:
         fidelities.setdefault(common.name, common)
     return {"numbers": atoms.numbers, "positions": atoms.positions, "energy": energy, "forces": forces, "info": info}
+
+
+def _repeated_level(energy: dict, forces: dict, name: str) -> str | None:
+    """The level named in the frame whose labels the plain ones (stored at ``name``) repeat value for value, where
+    both have a label; None if there is no such level or they share none."""
+    for other in dict.fromkeys([*energy, *forces]):
+        if other == name:
+            continue
+        shared = [store for store in (energy, forces) if name in store and other in store]
+        if shared and all(np.allclose(s[other], s[name], rtol=1e-10, atol=1e-10) for s in shared):
+            return other
+    return None
 
 
 def _fidelity(key: str, fidelities: dict, i: int) -> str:
