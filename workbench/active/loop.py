@@ -64,7 +64,7 @@ class ImproveResult:
 
 def _keys(ds: Dataset) -> list[str]:
     zeros = [0] * len(ds)
-    return configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], zeros, [1] * len(ds))
+    return configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], zeros, [None] * len(ds))
 
 
 def _geometries(ds: Dataset) -> Dataset:
@@ -79,7 +79,8 @@ class ImproveJob(Job):
     """Rounds of choose, label, train, evaluate, as one job (:class:`workbench.jobs.Job`).
 
     ``rounds`` is the record so far (a DataFrame, one row per round, round 0 before any label): ``labels``
-    (bought this round), ``labels_total``, ``qm_s`` and ``qm_s_total`` (seconds of QM computed, store hits
+    (bought this round), ``labels_total``, ``computed`` (of this round's labels, those computed now rather
+    than found in the store or revealed), ``qm_s`` and ``qm_s_total`` (seconds of QM computed, store hits
     free), ``train_s``, ``n_candidates``, the test errors of the first model at the level (``energy_mae`` eV,
     ``forces_mae`` eV/Å, when a test set with those labels is given) and, with a scan, ``n_extrema``,
     ``spurious_extrema`` and ``scan_rmse`` (eV, against the scan's reference). Callbacks get each row as it is
@@ -140,7 +141,7 @@ class ImproveJob(Job):
         first = self._resume(workdir) if workdir is not None else 1
         if not self.records:
             self._phase("evaluating the starting model")
-            self._record(0, labels=0, qm_s=0.0, train_s=0.0, n_candidates=0)
+            self._record(0, labels=0, computed=0, qm_s=0.0, train_s=0.0, n_candidates=0)
             self._save(workdir)
         for r in range(first, s["rounds"] + 1):
             try:
@@ -172,7 +173,7 @@ class ImproveJob(Job):
         )  # fmt: skip
         picked = pool.select(chosen)
         self._check()
-        qm_s = 0.0
+        qm_s, computed = 0.0, 0
         if s["reveal"] and self.level in picked.labels:
             new = picked
             for name in [f for f in picked.labels if f != self.level]:
@@ -188,7 +189,7 @@ class ImproveJob(Job):
                 new = job.result()
             finally:
                 self._inner = None
-            qm_s = job.wall_time_s if job.n_computed else 0.0
+            qm_s, computed = (job.wall_time_s if job.n_computed else 0.0), job.n_computed
             if job.n_failed:
                 self.write(f"round {r}: {job.n_failed} calculations failed; those configurations stay unlabelled")
         self.dataset = concatenate([self.dataset, new])
@@ -204,15 +205,16 @@ class ImproveJob(Job):
         ]  # fmt: skip
         train_s = time.perf_counter() - start
         self._phase(f"round {r}: evaluating")
-        self._record(r, labels=len(new), qm_s=qm_s, train_s=train_s, n_candidates=len(pool))
+        self._record(r, labels=len(new), computed=computed, qm_s=qm_s, train_s=train_s, n_candidates=len(pool))
 
-    def _record(self, r: int, labels: int, qm_s: float, train_s: float, n_candidates: int) -> None:
+    def _record(self, r: int, labels: int, computed: int, qm_s: float, train_s: float, n_candidates: int) -> None:
         s = self.settings
         before = self.records[-1] if self.records else {"labels_total": 0, "qm_s_total": 0.0}
         row = {
             "round": r,
             "labels": labels,
             "labels_total": before["labels_total"] + labels,
+            "computed": computed,
             "qm_s": qm_s,
             "qm_s_total": before["qm_s_total"] + qm_s,
             "train_s": train_s,

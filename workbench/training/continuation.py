@@ -76,4 +76,3 @@ def continue_training(
         {"stage": stage, "lr": settings.lr, "max_epochs": settings.max_epochs, "epochs": int(len(trainer.history))}
     )
     return out
-
