@@ -211,3 +211,23 @@ def test_registry_lists_every_family_and_rebuilds_from_json_settings():
         assert torch.equal(model(batch)[FIDELITIES[0]], rebuilt(batch)[FIDELITIES[0]])
     with pytest.raises(KeyError, match="known"):
         get_family("schnet")
+
+
+def test_hipnn_tensor_takes_hipnn_settings_and_documents_its_own():
+    import inspect
+
+    from workbench.models import HIPNN, HIPNNTensor, default_settings
+
+    hipnn = list(inspect.signature(HIPNN).parameters)
+    params = inspect.signature(HIPNNTensor).parameters
+    assert list(params) == [*hipnn, "max_order", "invariants"]
+    assert params["max_order"].default == 2 and params["invariants"].default == "norms"
+    assert default_settings("hipnn_tensor") == {**default_settings("hipnn"), "max_order": 2, "invariants": "norms"}
+    # every setting is stored, defaults included, in HIP-NN's order and then the tensor ones
+    model = build_model("hipnn_tensor", [1, 8], n_features=4, max_order=3)
+    settings = model.get_settings()
+    assert list(settings) == [*hipnn, "max_order", "invariants"]
+    assert settings["n_features"] == 4 and settings["n_sensitivities"] == 20 and settings["max_order"] == 3
+    assert HIPNNTensor([1, 8], ["a", "b"]).fidelities == ["a", "b"]  # HIP-NN's positional order holds
+    with pytest.raises(TypeError, match="n_feature"):
+        HIPNNTensor([1, 8], n_feature=4)

@@ -1,6 +1,6 @@
-"""Harmonic analysis of a molecule: the Hessian math, the bonded graph that names the modes, and the result
-object that normal-mode sampling (``workbench.qm``), the shipped references (``wb.datasets``) and vibrational
-analysis (``workbench.analysis``) share.
+"""Harmonic analysis of a molecule: the relaxation to a minimum, the Hessian math, the bonded graph that names
+the modes, and the result object that normal-mode sampling and reference frequencies (``workbench.qm``), the
+shipped references (``wb.datasets``) and vibrational analysis (``workbench.analysis``) share.
 
 Units: Hessians in eV/Å², mass-weighted eigenvalues ω² in eV/(Å² amu), wavenumbers in cm⁻¹
 (imaginary ones as negative numbers). Wilson, Decius & Cross, *Molecular Vibrations* (1955).
@@ -14,6 +14,20 @@ import numpy as np
 import pandas as pd
 from ase import Atoms, units
 from ase.data import chemical_symbols
+
+
+def minimize(atoms: Atoms, calc, fmax: float, steps: int) -> tuple[Atoms, float]:
+    """BFGS to ``fmax`` eV/Å in at most ``steps`` steps (none: the geometry as given) and the largest force left.
+    ``atoms`` is not changed; the result carries no calculator."""
+    from ase.optimize import BFGS
+
+    work = Atoms(numbers=atoms.numbers, positions=atoms.positions.copy())
+    work.calc = calc
+    if steps > 0:
+        BFGS(work, logfile=None).run(fmax=fmax, steps=steps)
+    forces = work.get_forces()
+    out = Atoms(numbers=work.numbers, positions=work.positions.copy())
+    return out, float(np.linalg.norm(forces, axis=1).max())
 
 
 def finite_difference_hessian(atoms: Atoms, calc, delta: float = 0.005) -> np.ndarray:

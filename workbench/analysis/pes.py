@@ -13,7 +13,6 @@ scan asked for again, or extended, computes only what is new. Energies in eV.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +22,10 @@ import pandas as pd
 from ase import Atoms
 from ase.calculators.calculator import Calculator
 
+from ..qm import Level, label
+from ..qm.store import default_cache
 from ._models import predictors
 from .coordinates import Coordinate, coordinate_from
-
-
-def default_cache() -> Path:
-    """Where reference calculations are kept: ``$WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
-    return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
 
 
 @dataclass
@@ -150,8 +146,6 @@ def reference_energies(
             out[k] = a.get_potential_energy()
         name = getattr(getattr(reference, "level", None), "name", None) or type(reference).__name__
         return out, name, len(frames)
-    from ..qm import Level, label
-
     level = reference if isinstance(reference, Level) else Level(reference)
     store = None if cache is False else Path(default_cache() if cache in (None, True) else cache) / "labels"
     job = label(

@@ -4,37 +4,24 @@ level of theory, and the table that sets them side by side.
 A model's Hessian is exact, by autograd through the network (:func:`workbench.models.ase_calculator.hessian`); an ASE
 calculator's comes from central differences of its forces. Reference Hessians come from PySCF's analytic
 second derivatives for HF and DFT or from central differences of the QM engine's gradients for other
-levels (:func:`workbench.qm.hessian`); they are kept on disk, keyed by the starting geometry and the level
-with all its settings. Translations and rotations are projected out of the mass-weighted Hessian before
-diagonalising (Wilson, Decius & Cross, *Molecular Vibrations*, 1955). Units: eV/Å^2 for Hessians, cm^-1
-for wavenumbers (imaginary ones as negative numbers), Å for displacements.
+levels (:func:`workbench.qm.hessian`), through :func:`workbench.qm.vibrations.reference_vibrations`, which
+keeps them on disk, keyed by the starting geometry and the level with all its settings. Translations and
+rotations are projected out of the mass-weighted Hessian before diagonalising (Wilson, Decius & Cross,
+*Molecular Vibrations*, 1955). Units: eV/Å^2 for Hessians, cm^-1 for wavenumbers (imaginary ones as
+negative numbers), Å for displacements.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from ase import Atoms
 
-from ..harmonic import STRETCH_REGIONS, VibrationsResult, harmonic_analysis, stretch_characters  # noqa: F401
+from ..harmonic import STRETCH_REGIONS, VibrationsResult, harmonic_analysis, minimize, stretch_characters  # noqa: F401
+from ..qm.vibrations import reference_vibrations  # noqa: F401  (wb.analysis.reference_vibrations)
 from ._models import predictors
-
-
-def _relax(atoms: Atoms, calc, fmax: float, steps: int) -> tuple[Atoms, float]:
-    """BFGS to ``fmax`` eV/Å in at most ``steps`` steps (none: the geometry as given) and the largest force left."""
-    from ase.optimize import BFGS
-
-    work = Atoms(numbers=atoms.numbers, positions=atoms.positions.copy())
-    work.calc = calc
-    if steps > 0:
-        BFGS(work, logfile=None).run(fmax=fmax, steps=steps)
-    forces = work.get_forces()
-    out = Atoms(numbers=work.numbers, positions=work.positions.copy())
-    return out, float(np.linalg.norm(forces, axis=1).max())
 
 
 def vibrations(
@@ -54,61 +41,9 @@ def vibrations(
     heads = predictors(model, fidelity, device=device)
     out = []
     for head in heads:
-        geometry, max_force = _relax(atoms, head.calculator(), fmax, steps if relax else 0)
+        geometry, max_force = minimize(atoms, head.calculator(), fmax, steps if relax else 0)
         out.append(harmonic_analysis(geometry, head.hessian(geometry), head.label, max_force))
     return out[0] if len(out) == 1 else out
-
-
-# --------------------------------------------------------------------------------------------- reference
-def _cache_file(cache: Path, atoms: Atoms, level, method: str, relax: bool, fmax: float) -> Path:
-    from ..qm.store import configuration_key
-
-    h = hashlib.sha256(f"{level.key}|{method}|{relax}|{fmax:g}".encode()).hexdigest()[:16]
-    key = configuration_key(atoms.numbers, atoms.positions, level.settings["charge"], level.settings["multiplicity"])
-    return cache / "hessians" / f"{key}-{h}.npz"
-
-
-def reference_vibrations(
-    atoms: Atoms,
-    level,
-    method: str = "auto",
-    relax: bool = True,
-    fmax: float = 1e-3,
-    steps: int = 200,
-    delta: float = 0.005,
-    cache: str | Path | None | bool = None,
-) -> VibrationsResult:
-    """Harmonic frequencies at a level of theory, relaxed at that level first.
-
-    ``method``: ``"analytic"`` (PySCF's HF/DFT Hessian), ``"finite-difference"`` (central differences of the QM
-    engine's gradients, step ``delta`` Å: 6n gradients), or ``"auto"`` (analytic where PySCF has it). The relaxed
-    geometry and the Hessian are saved as ``.npz`` (arrays only) under ``cache`` (a directory; None for
-    :func:`~workbench.analysis.pes.default_cache`; False for no cache), keyed by the starting geometry, the level's
-    settings, the method and ``fmax``, so asking again costs nothing.
-    """
-    from ..qm import Level, QMCalculator, hessian
-    from ..qm.hessian import resolve_method
-    from .pes import default_cache
-
-    level = level if isinstance(level, Level) else Level(level)
-    method = resolve_method(level, method)  # resolved before the cache key is made
-    path = None
-    if cache is not False:
-        root = Path(default_cache() if cache in (None, True) else cache)
-        path = _cache_file(root, atoms, level, method, relax, fmax)
-        if path.is_file():
-            with np.load(path, allow_pickle=False) as saved:
-                geometry = Atoms(numbers=saved["numbers"], positions=saved["positions"])
-                return harmonic_analysis(geometry, saved["hessian"], level.name, float(saved["max_force"]))
-    calc = QMCalculator(level)
-    geometry, max_force = _relax(atoms, calc, fmax, steps if relax else 0)
-    hess = hessian(geometry, level, method, delta)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp.npz")
-        np.savez(tmp, numbers=geometry.numbers, positions=geometry.positions, hessian=hess, max_force=max_force)
-        tmp.replace(path)
-    return harmonic_analysis(geometry, hess, level.name, max_force)
 
 
 # --------------------------------------------------------------------------------------------- comparison

@@ -23,70 +23,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from .errors import DatasetError
+from . import native_file, summaries, validation
+from .errors import DatasetError, reading
 from .fidelity import Fidelity, canonical_name
-
-PROPERTIES = ("energy", "forces")
-_CHECK_CHUNK = 1 << 20
-
-
-@dataclass
-class Labels:
-    """Labels of one fidelity.
-
-    Attributes
-    ----------
-    energy
-        ``(N,)`` float64, eV; NaN where missing.
-    energy_mask
-        ``(N,)`` bool, True where the configuration has an energy at this fidelity.
-    forces
-        ``(A, 3)`` eV/Å, NaN where missing; ``None`` when no configuration has forces.
-    forces_mask
-        ``(N,)`` bool, True where the configuration has forces at this fidelity.
-    """
-
-    energy: np.ndarray
-    energy_mask: np.ndarray
-    forces: np.ndarray | None
-    forces_mask: np.ndarray
-
-    @classmethod
-    def from_values(cls, energy: np.ndarray | None, forces: np.ndarray | None, ptr: np.ndarray) -> Labels:
-        """Build labels from arrays in which NaN marks a missing value (eV, eV/Å)."""
-        n = len(ptr) - 1
-        if energy is None:
-            energy = np.full(n, np.nan)
-        energy = np.asarray(energy, dtype=np.float64)
-        energy_mask = ~np.isnan(energy)
-        if forces is None:
-            return cls(energy, energy_mask, None, np.zeros(n, bool))
-        # A configuration has forces if none of its components is NaN.
-        bad = np.isnan(forces).any(axis=1)
-        forces_mask = ~_any_per_config(bad, ptr)
-        return cls(energy, energy_mask, forces, forces_mask)
-
-    def select(self, index: np.ndarray, atom_index: np.ndarray) -> Labels:
-        forces = None if self.forces is None else self.forces[atom_index]
-        forces_mask = self.forces_mask[index]
-        if forces is not None and not forces_mask.any():
-            forces = None
-        return Labels(self.energy[index], self.energy_mask[index], forces, forces_mask)
-
-
-def atom_ranges(starts, sizes) -> np.ndarray:
-    """The indices ``starts[i] : starts[i] + sizes[i]`` of every ``i``, concatenated: the rows of
-    per-atom arrays that belong to chosen configurations, without a Python loop over them."""
-    starts, sizes = np.asarray(starts, np.int64), np.asarray(sizes, np.int64)
-    offsets = np.cumsum(sizes) - sizes
-    return np.repeat(starts - offsets, sizes) + np.arange(int(sizes.sum()))
-
-
-def _any_per_config(flags: np.ndarray, ptr: np.ndarray) -> np.ndarray:
-    """For a per-atom bool array, whether any atom of each configuration is set."""
-    counts = np.add.reduceat(flags.astype(np.int64), ptr[:-1]) if len(flags) else np.zeros(0, np.int64)
-    counts[np.diff(ptr) == 0] = 0  # reduceat returns the next element for empty segments
-    return counts > 0
+from .labels import PROPERTIES, Labels, atom_ranges
+from .references import fit_atomic_references
 
 
 def formula_of(numbers: np.ndarray) -> str:
@@ -188,32 +129,7 @@ class Dataset:
     # ----------------------------------------------------------------------------- checks
     def validate(self) -> None:
         """Check shapes and values; raise :class:`DatasetError` naming the configuration."""
-        n, a = len(self), len(self.numbers)
-        if self.ptr.ndim != 1 or self.ptr[0] != 0 or self.ptr[-1] != a or np.any(np.diff(self.ptr) < 0):
-            raise DatasetError(f"ptr must rise from 0 to the number of atoms ({a})")
-        if self.positions.shape != (a, 3):
-            raise DatasetError(f"positions have shape {self.positions.shape}, expected ({a}, 3)")
-        # In chunks of atoms, so checking a file of millions of configurations needs little memory.
-        for lo in range(0, a, _CHECK_CHUNK):
-            z = self.numbers[lo : lo + _CHECK_CHUNK]
-            bad = np.flatnonzero((z < 1) | (z > 118))
-            if len(bad):
-                i = self.configuration_of_atoms([lo + bad[0]])[0]
-                raise DatasetError(f"unknown element with atomic number {z[bad[0]]}", configuration=int(i))
-            bad = np.flatnonzero(~np.isfinite(self.positions[lo : lo + _CHECK_CHUNK]).all(axis=1))
-            if len(bad):
-                i = self.configuration_of_atoms([lo + bad[0]])[0]
-                raise DatasetError("positions contain NaN or infinite values", configuration=int(i))
-        if len(self.info) != n:
-            raise DatasetError(f"info table has {len(self.info)} rows for {n} configurations")
-        for name, lab in self.labels.items():
-            if lab.energy.shape != (n,) or lab.energy_mask.shape != (n,) or lab.forces_mask.shape != (n,):
-                raise DatasetError(f"energy labels of fidelity {name!r} do not have one entry per configuration ({n})")
-            if lab.forces is not None and lab.forces.shape != (a, 3):
-                raise DatasetError(f"forces of fidelity {name!r} have shape {lab.forces.shape}, expected ({a}, 3)")
-            inf_e = np.isinf(lab.energy)
-            if inf_e.any():
-                raise DatasetError(f"infinite energy at fidelity {name!r}", configuration=int(np.flatnonzero(inf_e)[0]))
+        validation.validate(self)
 
     # ----------------------------------------------------------------------------- basic views
     def __len__(self) -> int:
@@ -365,55 +281,15 @@ class Dataset:
         """Which labels are present: one row per fidelity (low to high rank) with counts of
         configurations with an energy, with forces, with both, and, per other fidelity, how many
         configurations carry energies at both levels (``"& <other>"`` columns)."""
-        names = self.fidelity_names
-        rows = []
-        for name in names:
-            lab = self.labels[name]
-            fid = self.fidelity_info[name]
-            row = {
-                "fidelity": name,
-                "method": fid.method,
-                "basis": fid.basis,
-                "rank": fid.rank,
-                "energy": int(lab.energy_mask.sum()),
-                "forces": int(lab.forces_mask.sum()),
-                "energy+forces": int((lab.energy_mask & lab.forces_mask).sum()),
-            }
-            for other in names:
-                row[f"& {other}"] = int((lab.energy_mask & self.labels[other].energy_mask).sum())
-            rows.append(row)
-        return pd.DataFrame(rows).set_index("fidelity") if rows else pd.DataFrame()
+        return summaries.coverage(self)
 
     def label_matrix(self) -> pd.DataFrame:
         """``(N, fidelities x {energy, forces})`` booleans: which configuration has which label."""
-        cols = {}
-        for name in self.fidelity_names:
-            cols[(name, "energy")] = self.labels[name].energy_mask
-            cols[(name, "forces")] = self.labels[name].forces_mask
-        return pd.DataFrame(cols, index=self.info.index)
+        return summaries.label_matrix(self)
 
     def summary(self) -> str:
         """A few lines a person reads: size, elements, fidelities and their coverage, conversions."""
-        from ase.data import chemical_symbols
-
-        elements = " ".join(chemical_symbols[z] for z in self.elements)
-        lines = [
-            f"Dataset: {len(self)} configurations, {len(self.numbers)} atoms, "
-            f"{self.info['formula'].nunique()} formulas, elements {elements}"
-        ]
-        cov = self.coverage()
-        for name, row in cov.iterrows():
-            lines.append(
-                f"  {name:<32s} rank {row['rank']:6.2f}  energy {row['energy']:>9d}  forces {row['forces']:>9d}"
-            )
-        for p in self.provenance:
-            if "factor" in p:
-                lines.append(
-                    f"  converted {p['quantity']} from {p['from']} to {p['to']} (x{p['factor']:.10g}) in {p['file']}"
-                )
-            elif "note" in p:
-                lines.append(f"  note: {p['note']}")
-        return "\n".join(lines)
+        return summaries.summary(self)
 
     def __repr__(self) -> str:
         return f"<Dataset: {len(self)} configurations, fidelities {self.fidelity_names}>"
@@ -465,22 +341,18 @@ class Dataset:
     # ----------------------------------------------------------------------------- files
     def save(self, path) -> None:
         """Write to one HDF5 file (atomically: a crash leaves the old file or none, never half a file)."""
-        from .formats.native_hdf5 import write
-
-        write(self, path)
+        native_file.write(self, path)
 
     @classmethod
     def load(cls, path) -> Dataset:
         """Read a file written by :meth:`save`."""
-        from .formats.native_hdf5 import read
-
-        return read(path)
+        parts = native_file.read_parts(path)
+        with reading(path):
+            return Dataset(**parts)
 
     def atomic_references(self, fidelities: Sequence[str] | None = None) -> pd.DataFrame:
         """Per-element reference energies (eV) fitted by least squares on composition, one column per
         fidelity; see :func:`workbench.data.references.fit_atomic_references`."""
-        from .references import fit_atomic_references
-
         return fit_atomic_references(self, fidelities)
 
 

@@ -22,6 +22,7 @@ one layer.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -58,6 +59,10 @@ class TensorInteractionLayer(InteractionLayer):
         return self.act(pre + self.invariant_mix(inv.flatten(-2)))
 
 
+# HIPNN's parameters without ``self``: HIPNNTensor takes them as they are and adds its own after them
+_HIPNN_SIGNATURE = inspect.signature(HIPNN)
+
+
 class HIPNNTensor(HIPNN):
     """HIP-NN-TS (Chigaev et al., J. Chem. Phys. 158, 184108 (2023)) with optional higher-order
     invariants (arXiv:2503.23515).
@@ -74,24 +79,12 @@ class HIPNNTensor(HIPNN):
     family = "hipnn_tensor"
     description = "HIP-NN-TS: HIP-NN with vector and rank-2 (optionally rank-3) tensor sensitivities (JCP 2023)"
 
-    def __init__(
-        self,
-        elements: Sequence[int],
-        fidelities: Sequence[str] = ("default",),
-        fidelity_mode: str = "heads",
-        n_features: int = 60,
-        n_interactions: int = 2,
-        n_atom_layers: int = 3,
-        n_sensitivities: int = 20,
-        cutoff: float = 5.0,
-        soft_min: float = 0.75,
-        soft_max: float | None = None,
-        activation: str = "softplus",
-        readout_hidden: Sequence[int] = (),
-        max_order: int = 2,
-        invariants: str = "norms",
-    ):
-        AtomisticModel.__init__(self, locals())
+    def __init__(self, elements: Sequence[int], *args, max_order: int = 2, invariants: str = "norms", **kwargs):
+        # HIP-NN's arguments, bound as HIPNN binds them; the stored settings list all of them, defaults
+        # included, then this class's own, so a saved model rebuilds the same whatever the defaults become
+        hipnn = _HIPNN_SIGNATURE.bind(elements, *args, **kwargs)
+        hipnn.apply_defaults()
+        AtomisticModel.__init__(self, {**hipnn.arguments, "max_order": max_order, "invariants": invariants})
         self.invariant_names = invariant_names(max_order, invariants)
         self._build_trunk()
 
@@ -105,3 +98,13 @@ class HIPNNTensor(HIPNN):
         pair = super()._pair_terms(neighbours)
         pair["powers"] = direction_powers(neighbours.unit_vectors(), self._settings["max_order"])
         return pair
+
+
+def _documented_signature(init) -> inspect.Signature:
+    """``init``'s signature as users should read it: HIP-NN's parameters, then those ``init`` adds."""
+    own = inspect.signature(init).parameters
+    added = [p for p in own.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
+    return inspect.Signature([own["self"], *_HIPNN_SIGNATURE.parameters.values(), *added])
+
+
+HIPNNTensor.__init__.__signature__ = _documented_signature(HIPNNTensor.__init__)

@@ -11,7 +11,8 @@
 
 from .hessian import hessian
 from .labeling_job import JobCancelled, LabelJob, label
-from .levels import Level, compute_label, compute_labels
+from .level_of_theory import Level
+from .levels import compute_label, compute_labels
 from .qm_calculator import QMCalculator
 from .store import LabelStore, configuration_key
 

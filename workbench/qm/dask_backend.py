@@ -12,8 +12,8 @@ import logging
 
 import numpy as np
 
-from .labeling_job import _compute_chunk, default_chunk_size
-from .store import LabelBatch
+from .label_batch import LabelBatch
+from .label_chunks import compute_chunk, default_chunk_size
 
 #: Dask's housekeeping timers (20 ms event-loop ticks, 10 ms stack profiling, 100 ms memory checks)
 #: cost ~8% of a core on an idle one-worker cluster; the labeling tasks take seconds, so slower
@@ -52,7 +52,7 @@ def _to_wire(chunk: list) -> tuple[str, bytes, bytes]:
 
 
 def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[str, bytes, bytes, str]:
-    """Run on a worker: :func:`_compute_chunk` on a :func:`_to_wire` chunk. Answers with the
+    """Run on a worker: :func:`~workbench.qm.label_chunks.compute_chunk` on a :func:`_to_wire` chunk. Answers with the
     labels column by column, as the store keeps them (:class:`~workbench.qm.store.LabelBatch`),
     less the geometries, which the job has: JSON of the keys, status, errors and whether forces
     came; all energies and all forces as one float64 bytes object each; each label's provenance
@@ -65,7 +65,7 @@ def _compute_wire(wire: tuple[str, bytes, bytes], level, properties) -> tuple[st
     for key, c, m, n in json.loads(head):
         items.append((key, numbers[start : start + n], positions[start : start + n], c, m))
         start += n
-    batch = _compute_chunk(items, level, properties)
+    batch = compute_chunk(items, level, properties)
     columns = {
         "key": batch.keys,
         "status": batch.status,
@@ -90,7 +90,7 @@ def _from_wire(payload: tuple[str, bytes, bytes, str], chunk: list, wire: tuple[
     }
     meta = provenance.split("\n") if chunk else []
     try:
-        return LabelBatch._from_bytes(columns["key"], head, energy, wire[1], wire[2], forces, meta)
+        return LabelBatch.from_bytes(columns["key"], head, energy, wire[1], wire[2], forces, meta)
     except (ValueError, KeyError) as err:  # a column missing, or columns that do not fit together
         raise RuntimeError(f"a Dask worker's answer does not fit its task: {err}") from None
 

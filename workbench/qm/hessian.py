@@ -11,7 +11,9 @@ from ase import Atoms
 from ase.units import Bohr, Hartree
 
 from ..harmonic import finite_difference_hessian
-from .levels import Level, spin_of
+from .level_of_theory import Level, spin_of
+from .pyscf_backend import build_molecule, mean_field
+from .qm_calculator import QMCalculator
 
 METHODS = ("auto", "analytic", "finite-difference")
 
@@ -27,8 +29,6 @@ def hessian(atoms: Atoms, level: str | Level, method: str = "auto", delta: float
     level = level if isinstance(level, Level) else Level(level)
     if resolve_method(level, method) == "analytic":
         return analytic_hessian(atoms, level)
-    from .qm_calculator import QMCalculator
-
     return finite_difference_hessian(atoms, QMCalculator(level), delta)
 
 
@@ -44,8 +44,6 @@ def resolve_method(level: Level, method: str) -> str:
 def analytic_hessian(atoms: Atoms, level: str | Level) -> np.ndarray:
     """PySCF's analytic HF or DFT Hessian (eV/Å², ``(3n, 3n)``) at ``level`` with its settings: basis,
     functional, grid, density fitting, convergence, charge and multiplicity."""
-    from .pyscf_backend import build_molecule, mean_field
-
     level = level if isinstance(level, Level) else Level(level)
     if level.kind not in ("hf", "dft"):
         raise ValueError(f"PySCF has analytic Hessians for HF and DFT only, not {level.name!r}")

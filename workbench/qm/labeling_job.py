@@ -19,8 +19,10 @@ import pandas as pd
 
 from ..data.dataset import Dataset, Labels, atom_ranges
 from ..jobs import Job, JobCancelled, JobQueue
-from .levels import Level, compute_labels
-from .store import LabelBatch, LabelStore, configuration_keys
+from .label_batch import LabelBatch
+from .label_chunks import compute_chunk, default_chunk_size
+from .level_of_theory import Level
+from .store import LabelStore, configuration_keys
 
 
 def _as_dataset(data) -> Dataset:
@@ -42,27 +44,6 @@ def _per_config(ds: Dataset, column: str, default):
     if column not in ds.info:
         return [default] * len(ds)
     return [default if pd.isna(v) else int(v) for v in ds.info[column]]
-
-
-def default_chunk_size(level: Level, n_items: int = 0, workers: int = 1) -> int:
-    """Labels per task (and per store transaction): one for PySCF levels, so each is on disk the
-    moment it is done. For xTB, whose labels take milliseconds: 64 serially (``n_items=0``), so that
-    a commit per label does not cost more than the work; on Dask, a ``workers + 1``-th of the
-    ``n_items`` still to submit, 128 to 2048, so that a worker that finishes first still finds work,
-    and the last tasks are small, while each task stays long against its cost in Dask (~4 ms of
-    CPU in the job's process, whose messages pass between the job, the scheduler and the worker:
-    a tenth of a second of xTB at least)."""
-    if level.program != "tblite":
-        return 1
-    if n_items <= 0:
-        return 64
-    return int(np.clip(n_items // (max(workers, 1) + 1), 128, 2048))
-
-
-def _compute_chunk(items, level: Level, properties) -> LabelBatch:
-    """Run on a worker: ``items`` of ``(key, numbers, positions, charge, multiplicity)``."""
-    records = compute_labels([(z, r, c, m) for _, z, r, c, m in items], level, properties)
-    return LabelBatch.from_records(items, records)
 
 
 def _tqdm_progress(total: int, initial: int, desc: str):
@@ -248,7 +229,7 @@ class LabelJob(Job):
             if self.cancelled:
                 return
             chunk = items[start : start + size]
-            self._record(store, _compute_chunk(chunk, self.level, self.properties), weight)
+            self._record(store, compute_chunk(chunk, self.level, self.properties), weight)
 
     def _run_dask(self, store: LabelStore, items: list, weight) -> None:
         from .dask_backend import run_on_dask

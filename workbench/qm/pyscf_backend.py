@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from ase.units import Bohr, Hartree
 
-from .levels import Level, NotConverged
+from .level_of_theory import Level, NotConverged
 
 
 def build_molecule(numbers, positions, level: Level, charge: int, spin: int):

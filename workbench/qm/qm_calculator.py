@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ase.calculators.calculator import CalculationFailed, Calculator, all_changes
 
-from .levels import Level, compute_label
+from .level_of_theory import Level
+from .levels import compute_label
 
 
 class QMCalculator(Calculator):

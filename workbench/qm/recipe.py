@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 from ase import Atoms
 
+from .. import __version__
 from ..data.builtin import VIBRATIONS_FORMAT
 from ..data.dataset import Dataset
 from .labeling_job import label
 from .levels import Level
 from .sampling import langevin_md
 from .select import choose
+from .vibrations import reference_vibrations
 
 
 @dataclass
@@ -182,7 +184,7 @@ def make_vibrational_reference(
 
     Per level: BFGS on the level's calculator from ``atoms`` to ``fmax`` eV/Å (at most ``steps`` steps), then
     the Hessian by central differences of the level's analytic gradients, step ``delta`` Å (6n gradients), both
-    by :func:`workbench.analysis.reference_vibrations`. A level that stops short of ``fmax`` or has an imaginary
+    by :func:`workbench.qm.vibrations.reference_vibrations`. A level that stops short of ``fmax`` or has an imaginary
     frequency at its minimum is an error, never a shipped number. Levels already in ``output`` with the same
     settings, start and procedure are kept, so an interrupted run resumes. ``provenance`` (the dataset's
     Markdown) gets a section that summarises the file.
@@ -193,9 +195,6 @@ def make_vibrational_reference(
     (cm^-1, ascending), ``characters``, ``procedure`` (optimizer, fmax, steps, Hessian method, delta,
     gradients), ``wall_time_s``, ``date`` (UTC), ``programs`` (versions) and ``machine``.
     """
-    from .. import __version__
-    from ..analysis.vibrations import reference_vibrations
-
     levels = tuple(levels) if levels is not None else (recipe.low, recipe.mid)
     start = {"numbers": atoms.numbers.tolist(), "positions": atoms.positions.tolist()}
     procedure = {

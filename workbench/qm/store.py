@@ -4,13 +4,13 @@ A batch is what one task computed: one label for PySCF levels, whose labels take
 whose labels take milliseconds, 64 serially and a task's worth on Dask. Each batch is committed in
 its own transaction the moment it is finished, so a job killed at any point loses at most the
 calculations that were running; running it again computes only what is missing. A row holds its
-labels column by column (:class:`LabelBatch`): keys and provenance as lines of text, status, errors,
-charges and atom counts as JSON, energies, atomic numbers, positions and forces as little-endian
-blobs. Nothing is pickled. One insert a batch rather than two a label took the store's time for
+labels column by column (:class:`~workbench.qm.label_batch.LabelBatch`): keys and provenance as lines
+of text, status, errors, charges and atom counts as JSON, energies, atomic numbers, positions and
+forces as little-endian blobs. Nothing is pickled. One insert a batch rather than two a label took the store's time for
 2048 xTB labels from 17 to 4 ms, as much as 8% of the xTB calculations' own time before.
 
 A label is keyed by its configuration (atomic numbers, positions rounded to 1e-8 Å, charge,
-multiplicity) and its level (:attr:`workbench.qm.levels.Level.key`: the name plus every setting
+multiplicity) and its level (:attr:`workbench.qm.level_of_theory.Level.key`: the name plus every setting
 that changes the numbers). Failed labels are stored too, with their reason. When a configuration is
 labeled again at a level (a failed label retried, an energy upgraded to forces), the later batch's
 label wins. The level's row holds its description (program, method, basis, settings); each label
@@ -18,13 +18,14 @@ keeps the rest of its provenance (program version, charge, multiplicity, converg
 warnings), and :meth:`LabelStore.fetch` joins the two.
 
 Stores written in the earlier layout, one row per label in tables ``labels`` and ``configurations``,
-are converted when opened, in one transaction.
+are converted when opened, in one transaction (:mod:`workbench.qm.store_migration`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -32,7 +33,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .levels import RUN_ONLY, Level
+from ..data.dataset import Dataset
+from .label_batch import BATCH_COLUMNS, LabelBatch, jsonable, label_provenance
+from .level_of_theory import Level
+from .store_migration import convert_old_layout
+
+__all__ = [
+    "STORE_FILE",
+    "LabelBatch",
+    "LabelStore",
+    "configuration_key",
+    "configuration_keys",
+    "default_cache",
+    "label_provenance",
+]
 
 STORE_FILE = "labels.sqlite"
 
@@ -46,7 +60,11 @@ CREATE TABLE IF NOT EXISTS batches (
     positions BLOB NOT NULL, forces BLOB NOT NULL, meta TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS batches_by_level ON batches (level_key, id);
 """
-_BATCH_COLUMNS = "keys, labels, energy, numbers, positions, forces, meta"
+
+
+def default_cache() -> Path:
+    """Where reference calculations are kept: ``$WORKBENCH_CACHE`` or ``~/.cache/workbench``."""
+    return Path(os.environ.get("WORKBENCH_CACHE", Path.home() / ".cache" / "workbench"))
 
 
 def configuration_key(numbers, positions, charge: int = 0, multiplicity: int | None = None) -> str:
@@ -71,208 +89,6 @@ def configuration_keys(numbers, positions, starts, stops, charges, multiplicitie
         h.update(f"|{int(charge)}|{multiplicity}".encode())
         keys.append(h.hexdigest()[:32])
     return keys
-
-
-def _json_default(value):
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return str(value)
-
-
-#: One encoder for every label (``json.dumps`` with ``default=`` builds a new one on each call).
-_PROVENANCE_JSON = json.JSONEncoder(default=_json_default)
-
-#: Provenance entries that a label's level key fixes; the level's row keeps them once.
-_FIXED_BY_LEVEL = ("fidelity", "program", "method", "basis")
-
-
-def label_provenance(meta: dict) -> str:
-    """The JSON a label's row keeps of its provenance (``compute_label``'s ``meta``): all but what
-    its level key fixes, which the level's row holds. Settings that do not change the numbers
-    (``RUN_ONLY``, e.g. PySCF's memory limit) may differ between runs of one level, so they stay.
-    About 150 bytes for an xTB label instead of 390: the store and the Dask answers carry it for
-    every label of millisecond calculations."""
-    own = {k: v for k, v in meta.items() if k not in _FIXED_BY_LEVEL and k != "settings"}
-    run_only = {k: v for k, v in meta.get("settings", {}).items() if k in RUN_ONLY}
-    if run_only:
-        own["run_settings"] = run_only
-    return _PROVENANCE_JSON.encode(own)
-
-
-def _joined_provenance(level_description: dict, own: dict) -> dict:
-    """A label's whole provenance from its level's description and its own row (which, in stores
-    written before the split, holds the whole record and so wins)."""
-    out = {**level_description, **own}
-    settings = {**level_description.get("settings", {}), **own.get("settings", {})}
-    out["settings"] = {**settings, **out.pop("run_settings", {})}
-    return out
-
-
-class LabelBatch:
-    """Labels at one level, column by column, as one row of the store holds them.
-
-    Per label: ``keys``, ``charges``, ``multiplicities``, ``status`` (``"done"`` or ``"failed"``),
-    ``errors`` (the reason, or None) and ``meta`` (each label's :func:`label_provenance` JSON text),
-    lists; ``n_atoms``, ``energy`` (eV, NaN where failed) and ``has_forces``, arrays. Per atom:
-    ``numbers`` and ``positions`` (Å) of every label, and ``forces`` (eV/Å) of the labels that have
-    them. The columns are checked against each other, since a batch may come from another process.
-    """
-
-    def __init__(
-        self,
-        keys,
-        n_atoms,
-        numbers,
-        positions,
-        charges,
-        multiplicities,
-        status,
-        errors,
-        energy,
-        has_forces,
-        forces,
-        meta,
-    ):
-        self.keys, self.charges, self.multiplicities = list(keys), list(charges), list(multiplicities)
-        self.status, self.errors, self.meta = list(status), list(errors), list(meta)
-        self.n_atoms = np.asarray(n_atoms, dtype=np.int64).reshape(-1)
-        self.numbers = np.asarray(numbers, dtype="<i8").reshape(-1)
-        self.positions = np.asarray(positions, dtype="<f8").reshape(-1, 3)
-        self.energy = np.asarray(energy, dtype="<f8").reshape(-1)
-        self.has_forces = np.asarray(has_forces, dtype=bool).reshape(-1)
-        self.forces = np.asarray(forces, dtype="<f8").reshape(-1, 3)
-        self._check()
-
-    def __len__(self) -> int:
-        return len(self.keys)
-
-    def __repr__(self) -> str:
-        return f"<LabelBatch {len(self)} labels, {self.status.count('failed')} failed>"
-
-    def _check(self) -> None:
-        n = len(self.keys)
-        per_label = {
-            "atom counts": len(self.n_atoms),
-            "charges": len(self.charges),
-            "multiplicities": len(self.multiplicities),
-            "statuses": len(self.status),
-            "errors": len(self.errors),
-            "energies": len(self.energy),
-            "force flags": len(self.has_forces),
-            "provenance records": len(self.meta),
-        }
-        wrong = [f"{m} {name}" for name, m in per_label.items() if m != n]
-        if wrong:
-            raise ValueError(f"a batch of {n} labels has {', '.join(wrong)}")
-        atoms = int(self.n_atoms.sum())
-        if len(self.numbers) != atoms or len(self.positions) != atoms:
-            raise ValueError(
-                f"a batch of {atoms} atoms has {len(self.numbers)} atomic numbers and {len(self.positions)} positions"
-            )
-        with_forces = int(self.n_atoms[self.has_forces].sum())
-        if len(self.forces) != with_forces:
-            raise ValueError(
-                f"a batch has forces for {len(self.forces)} atoms where its labels with forces have {with_forces}"
-            )
-        odd = set(self.status) - {"done", "failed"}
-        if odd:
-            raise ValueError(f"a batch has labels of unknown status {sorted(odd)}")
-        # keys and provenance are kept one per line
-        if "\n".join(self.keys).count("\n") != max(n - 1, 0) or "\n".join(self.meta).count("\n") != max(n - 1, 0):
-            raise ValueError("a batch has a configuration key or provenance record with a line break")
-
-    @classmethod
-    def from_records(cls, items, records) -> LabelBatch:
-        """From ``items`` of ``(key, numbers, positions, charge, multiplicity)`` and their
-        :func:`~workbench.qm.levels.compute_label` records (provenance as ``meta``, or as
-        ``meta_json``, its :func:`label_provenance`)."""
-        forces = [np.asarray(rec["forces"], "<f8").reshape(-1, 3) for rec in records if rec.get("forces") is not None]
-        return cls(
-            keys=[it[0] for it in items],
-            n_atoms=[len(it[1]) for it in items],
-            numbers=np.concatenate([np.asarray(it[1], "<i8").reshape(-1) for it in items]) if items else [],
-            positions=np.concatenate([np.asarray(it[2], "<f8").reshape(-1, 3) for it in items]) if items else [],
-            charges=[int(it[3]) for it in items],
-            multiplicities=[None if it[4] is None else int(it[4]) for it in items],
-            status=[rec["status"] for rec in records],
-            errors=[rec.get("error") for rec in records],
-            energy=[np.nan if rec.get("energy") is None else rec["energy"] for rec in records],
-            has_forces=[rec.get("forces") is not None for rec in records],
-            forces=np.concatenate(forces) if forces else [],
-            meta=[rec["meta_json"] if "meta_json" in rec else label_provenance(rec.get("meta", {})) for rec in records],
-        )
-
-    def _row(self) -> tuple:
-        """The store's columns ``_BATCH_COLUMNS`` of this batch."""
-        head = {
-            "n_atoms": self.n_atoms.tolist(),
-            "charge": self.charges,
-            "multiplicity": self.multiplicities,
-            "status": self.status,
-            "error": self.errors,
-            "has_forces": self.has_forces.astype(int).tolist(),
-        }
-        return (
-            "\n".join(self.keys),
-            json.dumps(head),
-            self.energy.tobytes(),
-            self.numbers.tobytes(),
-            self.positions.tobytes(),
-            self.forces.tobytes(),
-            "\n".join(self.meta),
-        )
-
-    @classmethod
-    def _from_bytes(cls, keys: list, head: dict, energy, numbers, positions, forces, meta: list) -> LabelBatch:
-        """From the per-label lists of ``head`` (``n_atoms``, ``charge``, ``multiplicity``, ``status``,
-        ``error``, ``has_forces``) and the arrays' little-endian bytes, as a store row or a Dask answer has them."""
-        return cls(
-            keys=keys,
-            n_atoms=head["n_atoms"],
-            numbers=np.frombuffer(numbers, "<i8"),
-            positions=np.frombuffer(positions, "<f8"),
-            charges=head["charge"],
-            multiplicities=head["multiplicity"],
-            status=head["status"],
-            errors=head["error"],
-            energy=np.frombuffer(energy, "<f8"),
-            has_forces=head["has_forces"],
-            forces=np.frombuffer(forces, "<f8"),
-            meta=meta,
-        )
-
-    @classmethod
-    def _from_row(cls, keys: str, labels: str, energy, numbers, positions, forces, meta: str) -> LabelBatch:
-        keys = keys.split("\n") if keys else []
-        meta = meta.split("\n") if keys else []
-        return cls._from_bytes(keys, json.loads(labels), energy, numbers, positions, forces, meta)
-
-    def atom_starts(self) -> list[int]:
-        """Where each label's atoms start in ``numbers`` and ``positions`` (one more: the end)."""
-        return [0, *np.cumsum(self.n_atoms).tolist()]
-
-    def force_starts(self) -> list[int]:
-        """Where each label's forces start in ``forces`` (one more: the end); empty for a label without."""
-        return [0, *np.cumsum(self.n_atoms * self.has_forces).tolist()]
-
-    def records(self, picks, described: dict | None) -> dict[str, dict]:
-        """``{key: record}`` for ``picks`` of ``(key, position in the batch)``, as :meth:`LabelStore.fetch`
-        gives them; the provenance joined with the level's ``described``, or ``{}`` when None."""
-        starts, forces = self.force_starts(), self.forces.copy()  # one copy; each label's forces are a view
-        energy = self.energy.tolist()
-        out = {}
-        for key, j in picks:
-            done = self.status[j] == "done"
-            out[key] = {
-                "status": self.status[j],
-                "energy": energy[j] if done else None,
-                "forces": forces[starts[j] : starts[j + 1]] if self.has_forces[j] else None,
-                "error": self.errors[j],
-                "meta": {} if described is None else _joined_provenance(described, json.loads(self.meta[j])),
-            }
-        return out
 
 
 class LabelStore:
@@ -306,7 +122,7 @@ class LabelStore:
             # cut can lose the last few, and it can never corrupt the file.
             self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.executescript(_SCHEMA)
-            self._convert_old_layout()
+            convert_old_layout(self.conn, self._insert)
         except (sqlite3.DatabaseError, ValueError, KeyError) as err:
             self.conn.close()
             raise ValueError(f"{target}: not a workbench label store ({err})") from None
@@ -323,57 +139,19 @@ class LabelStore:
     def __repr__(self) -> str:
         return f"<LabelStore {self.path or ':memory:'}>"
 
-    def _has_old_layout(self) -> bool:
-        sql = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'labels'"
-        return self.conn.execute(sql).fetchone() is not None
-
-    def _convert_old_layout(self) -> None:
-        """The earlier layout's labels (one row each, geometries in ``configurations``) become one
-        batch per level, in one transaction that also drops the old tables: a store is never half converted."""
-        if not self._has_old_layout():
-            return
-        with self.conn:
-            self.conn.execute("BEGIN IMMEDIATE")
-            if not self._has_old_layout():  # converted by another process meanwhile
-                return
-            rows = self.conn.execute(
-                "SELECT b.level_key, b.config_key, c.numbers, c.positions, c.charge, c.multiplicity, b.status, "
-                "b.has_forces, b.energy, b.forces, b.error, b.meta, b.finished "
-                "FROM labels b JOIN configurations c ON c.key = b.config_key ORDER BY b.finished"
-            ).fetchall()
-            by_level: dict[str, list] = {}
-            for row in rows:
-                by_level.setdefault(row[0], []).append(row[1:])
-            for level_key, group in by_level.items():
-                items = [(k, np.frombuffer(z, "<i8"), np.frombuffer(r, "<f8"), c, m) for k, z, r, c, m, *_ in group]
-                records = [
-                    {
-                        "status": status,
-                        "energy": energy,
-                        "forces": np.frombuffer(forces, "<f8") if has_forces and forces is not None else None,
-                        "error": error,
-                        "meta_json": meta or "{}",
-                    }
-                    for *_, status, has_forces, energy, forces, error, meta, _ in group
-                ]
-                finished = max(row[-1] or 0.0 for row in group)
-                self._insert(level_key, finished, LabelBatch.from_records(items, records))
-            self.conn.execute("DROP TABLE labels")
-            self.conn.execute("DROP TABLE configurations")
-
     # ----------------------------------------------------------------------------- writing
     def register_level(self, level: Level) -> None:
         if level.key in self._registered:
             return
         self.conn.execute(
             "INSERT OR IGNORE INTO levels VALUES (?, ?, ?, ?)",
-            (level.key, level.name, level.program, json.dumps(level.describe(), default=_json_default)),
+            (level.key, level.name, level.program, json.dumps(level.describe(), default=jsonable)),
         )
 
     def _insert(self, level_key: str, finished: float, batch: LabelBatch) -> None:
         self.conn.execute(
-            f"INSERT INTO batches (level_key, finished, size, {_BATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (level_key, finished, len(batch), *batch._row()),
+            f"INSERT INTO batches (level_key, finished, size, {BATCH_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (level_key, finished, len(batch), *batch.as_row()),
         )
 
     def put_batch(self, level: Level, batch: LabelBatch) -> None:
@@ -419,14 +197,14 @@ class LabelStore:
         out, batch_ids = {}, sorted(set(batch_ids))
         for start in range(0, len(batch_ids), 500):  # SQLite limits the parameters of a statement
             chunk = batch_ids[start : start + 500]
-            sql = f"SELECT id, {_BATCH_COLUMNS} FROM batches WHERE id IN ({','.join('?' * len(chunk))})"
+            sql = f"SELECT id, {BATCH_COLUMNS} FROM batches WHERE id IN ({','.join('?' * len(chunk))})"
             out.update({row[0]: self._batch_of_row(row) for row in self.conn.execute(sql, chunk)})
         return out
 
     def _batch_of_row(self, row) -> LabelBatch:
-        """The batch of a row ``(id, *_BATCH_COLUMNS)``; a damaged one is an error naming the file and the batch."""
+        """The batch of a row ``(id, *BATCH_COLUMNS)``; a damaged one is an error naming the file and the batch."""
         try:
-            return LabelBatch._from_row(*row[1:])
+            return LabelBatch.from_row(*row[1:])
         except (ValueError, KeyError, TypeError) as err:
             raise self._damaged(row[0], err) from None
 
@@ -496,18 +274,16 @@ class LabelStore:
         failed = table[table["status"] == "failed"]
         return failed[["config_key", "fidelity", "error"]].reset_index(drop=True)
 
-    def to_dataset(self):
+    def to_dataset(self) -> Dataset:
         """Every configuration in the store with every finished label, as a Dataset (eV, Å, eV/Å).
 
         When one fidelity was computed with several settings, the most recently finished label wins.
         """
-        from ..data.dataset import Dataset
-
         fidelity_of = dict(self.conn.execute("SELECT level_key, fidelity FROM levels").fetchall())
         records: dict[str, dict] = {}
         latest: dict[tuple[str, str], tuple] = {}  # (level key, config key) -> its latest label
         for batch_id, level_key, *columns in self.conn.execute(
-            f"SELECT id, level_key, {_BATCH_COLUMNS} FROM batches ORDER BY id"
+            f"SELECT id, level_key, {BATCH_COLUMNS} FROM batches ORDER BY id"
         ):
             batch = self._batch_of_row((batch_id, *columns))
             atoms, with_forces = batch.atom_starts(), batch.force_starts()

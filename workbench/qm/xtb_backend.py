@@ -12,7 +12,7 @@ import threading
 import numpy as np
 from ase.units import Bohr, Hartree, kB
 
-from .levels import XTB_METHODS, Level, NotConverged
+from .level_of_theory import XTB_METHODS, Level, NotConverged
 
 # One tblite calculator per thread, reused while consecutive configurations have the same atoms,
 # charge, spin and settings: setting up the parametrisation costs 4-9% of an ethanol single point.
