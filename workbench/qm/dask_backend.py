@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
 import numpy as np
 
@@ -137,14 +138,27 @@ def local_client(workers: int):
         return Client(cluster, direct_to_workers=True)
 
 
-def run_on_dask(job, store, items: list, weight) -> None:
-    """Compute ``items`` on Dask, recording each finished task in ``store`` as it arrives."""
+def run_on_dask(
+    items: list,
+    level,
+    properties,
+    record: Callable[[LabelBatch], None],
+    cancelled: Callable[[], bool],
+    client=None,
+    workers: int | None = None,
+    chunk_size: int | None = None,
+    on_cancel: Callable[[Callable[[], None] | None], None] = lambda stop: None,
+) -> None:
+    """Compute ``items`` (``(key, numbers, positions, charge, multiplicity)``) at ``level`` on Dask, handing each
+    finished task's :class:`LabelBatch` to ``record`` as it arrives, until ``cancelled()``. ``client`` is a
+    user's ``distributed.Client``; without one a local cluster of ``workers`` is started and closed.
+    ``on_cancel(stop)`` receives a function that cancels the tasks in flight while they run (None after), so
+    that a cancel from another thread takes effect at once."""
     from distributed import as_completed
 
     cluster = None
-    client = job.client
     if client is None:
-        client = local_client(job.workers)
+        client = local_client(workers)
         cluster = client.cluster
     futures = []
     try:
@@ -152,28 +166,28 @@ def run_on_dask(job, store, items: list, weight) -> None:
         # sized on what remains, so the tasks shrink toward the end: the workers finish together,
         # and the last answer, written while they wait, is small
         chunks, start = [], 0
-        for size in task_sizes(job.level, len(items), workers, job.chunk_size):
+        for size in task_sizes(level, len(items), workers, chunk_size):
             chunks.append(items[start : start + size])
             start += size
         # one graph for all the tasks: Dask's cost in this process is ~4 ms a task, a little less this way
         wires = [_to_wire(c) for c in chunks]
-        futures = client.map(_compute_wire, wires, level=job.level, properties=job.properties, pure=False)
+        futures = client.map(_compute_wire, wires, level=level, properties=properties, pure=False)
         chunk_of = {fut.key: task for fut, task in zip(futures, zip(chunks, wires, strict=True), strict=True)}
         # a cancel from another thread cancels the tasks, which ends the loop below at once
-        job._stop_in_flight = lambda: client.cancel(futures)
-        if job.cancelled:
+        on_cancel(lambda: client.cancel(futures))
+        if cancelled():
             return
         held, held_labels = [], 0
         # as_completed fetches each answer on Dask's event loop the moment its task ends (no thread
         # hand-over per task) and raises the error of a task that failed. On this client's loop: by
         # default it takes the loop of the client made last, which may be another's
         for fut, payload in as_completed(futures, loop=client.loop, with_results=True):
-            if job.cancelled:
+            if cancelled():
                 return
             if fut.status != "finished":
                 raise RuntimeError(f"Dask task {fut.key} ended as {fut.status!r} ({payload!r})")
             chunk, wire = chunk_of.pop(fut.key)
-            job._record(store, _from_wire(payload, chunk, wire), weight)
+            record(_from_wire(payload, chunk, wire))
             held.append(fut)
             held_labels += len(chunk)
             if held_labels >= RELEASE_AFTER_LABELS:  # the workers may drop these answers now
@@ -181,8 +195,8 @@ def run_on_dask(job, store, items: list, weight) -> None:
                     done.release()
                 held, held_labels = [], 0
     finally:
-        job._stop_in_flight = None
-        if job.cancelled and futures:
+        on_cancel(None)
+        if cancelled() and futures:
             client.cancel(futures)
         futures = None
         if cluster is not None:

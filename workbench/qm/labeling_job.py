@@ -19,6 +19,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset, Labels, atom_ranges
 from ..jobs import Job, JobCancelled, JobQueue
+from .dask_backend import run_on_dask
 from .label_batch import LabelBatch
 from .label_chunks import compute_chunk, default_chunk_size
 from .level_of_theory import Level
@@ -232,9 +233,13 @@ class LabelJob(Job):
             self._record(store, compute_chunk(chunk, self.level, self.properties), weight)
 
     def _run_dask(self, store: LabelStore, items: list, weight) -> None:
-        from .dask_backend import run_on_dask
+        run_on_dask(
+            items, self.level, self.properties, lambda batch: self._record(store, batch, weight),
+            lambda: self.cancelled, self.client, self.workers, self.chunk_size, self._set_stop,
+        )  # fmt: skip
 
-        run_on_dask(self, store, items, weight)
+    def _set_stop(self, stop: Callable[[], None] | None) -> None:
+        self._stop_in_flight = stop
 
     def _collect(self, store: LabelStore, keys: list[str]) -> Dataset:
         """The input dataset plus the labels of ``keys`` (those of ``self.indices``), placed column

@@ -12,6 +12,7 @@ import traitlets
 
 from ..data.dataset import Dataset, split_indices
 from ..jobs import JobQueue
+from ..training import TrainingJob
 
 #: Fractions of the dataset for training, validation and test (the split every panel uses, seeded).
 SPLIT = (0.8, 0.1, 0.1)
@@ -121,8 +122,6 @@ class WorkbenchState(traitlets.HasTraits):
         failed at once, kept and shown like any other, with the reason."""
         if name in self.runs:
             raise ValueError(f"a run named {name!r} exists already; choose another name")
-        from ..training import TrainingJob
-
         try:
             job = train(**options, background=True, queue=self.queue if queue else None)
         except Exception as error:  # bad settings: the run fails with a readable message, nothing else stops
