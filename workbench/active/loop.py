@@ -2,11 +2,13 @@
 
 ``wb.improve(model, dataset, candidates, level=...)`` starts an :class:`ImproveJob`. Each round:
 
-1. candidates from the source (:mod:`workbench.active.candidates`), minus the geometries already in the data;
+1. candidates from the source (:mod:`workbench.active.candidates`), minus the geometries the data already has
+   labels at the level for;
 2. a batch chosen by the criterion (:mod:`workbench.active.selection`);
 3. labels at the level by :func:`workbench.label` (the same resumable store; Dask when configured), or, for a
    pool that carries them and ``reveal=True``, taken from the pool;
-4. the new configurations joined to the data with exactly those labels (other levels masked);
+4. the labels joined to the data (:func:`workbench.data.merge.merge`): a geometry the data has already (with
+   labels at other levels) gains the new ones, a new geometry is added with exactly those (other levels masked);
 5. every model trained further from its current weights with its recipe's own schedule
    (:func:`workbench.training.continue_training`), then evaluated.
 
@@ -31,8 +33,9 @@ import pandas as pd
 
 from ..analysis.pes import scan as pes_scan
 from ..analysis.smoothness import smoothness
-from ..data.dataset import Dataset, concatenate
+from ..data.dataset import Dataset
 from ..data.fidelity import canonical_name
+from ..data.merge import merge
 from ..jobs import Job, JobCancelled, JobQueue
 from ..qm.labeling_job import label
 from ..qm.store import configuration_keys
@@ -160,11 +163,11 @@ class ImproveJob(Job):
         s = self.settings
         self._phase(f"round {r}: candidates")
         candidates = self.source(self.models[0], r)
-        taken = set(_keys(self.dataset))
-        fresh = np.array([k not in taken for k in _keys(candidates)], bool)
-        pool = candidates.select(np.flatnonzero(fresh))
+        pool = candidates.select(np.flatnonzero(~self._labelled(candidates)))
         if len(pool) == 0:
-            raise ValueError(f"round {r}: every candidate is in the data already; give the loop new candidates")
+            raise ValueError(
+                f"round {r}: every candidate has labels at {self.level} in the data already; give the loop new ones"
+            )
         self._check()
         self._phase(f"round {r}: choosing {min(s['n_per_round'], len(pool))} of {len(pool)} by {s['criterion']}")
         chosen, _scores = select(
@@ -192,7 +195,7 @@ class ImproveJob(Job):
             qm_s, computed = (job.wall_time_s if job.n_computed else 0.0), job.n_computed
             if job.n_failed:
                 self.write(f"round {r}: {job.n_failed} calculations failed; those configurations stay unlabelled")
-        self.dataset = concatenate([self.dataset, new])
+        self.dataset = merge([self.dataset, new])
         self.chosen.append(new)
         self._check()
         self._phase(f"round {r}: training")
@@ -206,6 +209,14 @@ class ImproveJob(Job):
         train_s = time.perf_counter() - start
         self._phase(f"round {r}: evaluating")
         self._record(r, labels=len(new), computed=computed, qm_s=qm_s, train_s=train_s, n_candidates=len(pool))
+
+    def _labelled(self, candidates: Dataset) -> np.ndarray:
+        """``(N,)`` whether the data has each candidate's geometry with an energy at the level already."""
+        lab = self.dataset.labels.get(self.level)
+        if lab is None:
+            return np.zeros(len(candidates), bool)
+        have = {k for k, e in zip(_keys(self.dataset), lab.energy_mask, strict=True) if e}
+        return np.array([k in have for k in _keys(candidates)], bool)
 
     def _record(self, r: int, labels: int, computed: int, qm_s: float, train_s: float, n_candidates: int) -> None:
         s = self.settings
@@ -261,8 +272,9 @@ class ImproveJob(Job):
         for m, model in enumerate(self.models):
             model.save(workdir / f"model{m}-round{r}.wb")
         self.dataset.save(workdir / f"data-round{r}.h5")
-        state = {**self._fingerprint(), "round": r, "records": self.records,
-                 "chosen_sizes": [len(c) for c in self.chosen]}  # fmt: skip
+        if r > 0:
+            self.chosen[-1].save(workdir / f"chosen-round{r}.h5")
+        state = {**self._fingerprint(), "round": r, "records": self.records}
         tmp = workdir / "rounds.json.tmp"
         tmp.write_text(json.dumps(state, indent=1, default=float), encoding="utf-8")
         os.replace(tmp, workdir / "rounds.json")
@@ -281,9 +293,7 @@ class ImproveJob(Job):
         self.models = [TrainedModel.load(workdir / f"model{m}-round{r}.wb") for m in range(len(self.models))]
         self.dataset = Dataset.load(workdir / f"data-round{r}.h5")
         self.records = list(state["records"])
-        n_start = int(self.settings["n_start"])
-        sizes = np.cumsum([n_start, *state["chosen_sizes"]])
-        self.chosen = [self.dataset.select(np.arange(a, b)) for a, b in zip(sizes[:-1], sizes[1:], strict=True)]
+        self.chosen = [Dataset.load(workdir / f"chosen-round{k}.h5") for k in range(1, r + 1)]
         self.write(f"going on from round {r} in {workdir}")
         return r + 1
 
@@ -375,6 +385,12 @@ def improve(
     if not isinstance(dataset, Dataset):
         raise TypeError(f"dataset must be a workbench Dataset, got {type(dataset).__name__}")
     level = canonical_name(level) if level is not None else models[0].target
+    for m in models:
+        if level not in m.fidelities:
+            raise ValueError(
+                f"the model has no head for {level!r} (it has {m.fidelities}), so labels at that level "
+                "cannot teach it; choose one of its levels"
+            )
     if queue is not None and not background:
         raise ValueError("a queued job starts when its turn comes: it needs background=True")
     if callbacks is None:

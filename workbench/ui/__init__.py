@@ -8,6 +8,7 @@ Panels are thin: they keep state and layout and call the same public functions a
 from .app import PANELS, Workbench
 from .compare_panel import ComparePanel
 from .dataset_panel import DatasetPanel
+from .improve_panel import ImprovePanel
 from .labeling import LabelingControls
 from .pes_panel import PESPanel
 from .state import WorkbenchState
@@ -18,6 +19,7 @@ __all__ = [
     "PANELS",
     "ComparePanel",
     "DatasetPanel",
+    "ImprovePanel",
     "LabelingControls",
     "PESPanel",
     "TrainingPanel",

@@ -8,6 +8,7 @@ from ..data.dataset import Dataset
 from .compare_panel import ComparePanel
 from .dataset_panel import DatasetPanel
 from .html import STYLE
+from .improve_panel import ImprovePanel
 from .pes_panel import PESPanel
 from .state import WorkbenchState
 from .training_panel import TrainingPanel
@@ -20,6 +21,7 @@ PANELS: list[tuple[str, type]] = [
     ("Compare", ComparePanel),
     ("PES", PESPanel),
     ("Vibrations", VibrationsPanel),
+    ("Improve", ImprovePanel),
 ]
 
 
@@ -57,7 +59,8 @@ class Workbench(widgets.VBox):
         header = widgets.HTML(
             STYLE + '<div class="wb-title">Multi-fidelity MLIP workbench</div>'
             '<div class="wb-subtitle">Data labelled at several levels of theory → train potentials on them → '
-            "compare the models → scan their energy surfaces → see how they vibrate.</div>"
+            "compare the models → scan their energy surfaces → see how they vibrate → buy labels where they are unsure."
+            "</div>"
         )
         self.children = [header, self.tabs]
         self.tabs.observe(self._on_tab, "selected_index")

@@ -136,6 +136,19 @@ class WorkbenchState(traitlets.HasTraits):
         self._bump()
         return job
 
+    def keep_model(self, name: str, model, description: str = ""):
+        """Keep a model made elsewhere (e.g. by the improve loop) as a finished run named ``name``, so that every
+        panel can compare, scan and vibrate it; returns its (done) job."""
+        if name in self.runs:
+            raise ValueError(f"a run named {name!r} exists already; choose another name")
+        job = TrainingJob(lambda ctx: model, description=description or name, recipe=model.recipe, name=name)
+        job.records = model.history.to_dict("records")
+        job.start(background=False)
+        job.subscribe(self._on_run_event)
+        self.runs = {**self.runs, name: job}
+        self._bump()
+        return job
+
     def remove_run(self, name: str) -> None:
         """Forget a run (cancelling it first if it still trains)."""
         job = self.runs[name]
