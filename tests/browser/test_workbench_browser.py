@@ -21,6 +21,7 @@ from labdriver import (
     open_and_run,
     widget_errors,
 )
+from playwright.sync_api import expect
 
 import workbench as wb
 from workbench.ui.dataset_panel import default_builtin
@@ -146,6 +147,7 @@ TABS = {
     "Compare": ".wb-compare-panel",
     "PES": ".wb-pes-panel",
     "Vibrations": ".wb-vibrations-panel",
+    "Improve": ".wb-improve-panel",
 }
 
 # Page coordinates of the first point of the first trace named ``name`` of a plotly graph (its axes' offsets
@@ -298,6 +300,37 @@ def test_a_vibrational_mode_animates(page):
     wait_for_new_drawing(page, ".wb-mode-view", canvas_image(page, ".wb-mode-view"))  # raises if it never changes
     assert panel.locator(".wb-frequencies td", has_text="O-H stretch").count() >= 1
     page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-vibrations.png"))
+
+
+def test_the_improve_loop_buys_labels_and_draws_its_progress(page):
+    # a run whose target is the level the workbench can compute here (GFN2-xTB, labelled in the Dataset tab)
+    training = show_tab(page, "Training")
+    training.get_by_label("Target level").select_option("gfn2-xtb")
+    training.locator(".wb-start").click()
+    training.locator(".wb-runs tr", has_text="gfn2-xtb").locator("td", has_text="done").wait_for(timeout=180_000)
+    panel = show_tab(page, "Improve")
+    model = panel.get_by_label("Model")
+    run = next(o for o in model.locator("option").all_inner_texts() if o.endswith("-2"))
+    model.select_option(label=run)
+    expect(panel.get_by_label("Labels at")).to_have_value("gfn2-xtb", timeout=30_000)  # the run's target
+    panel.get_by_label("Candidates").select_option(label="MD driven by the model, from the configuration on show")
+    panel.locator(".wb-improve-start").click()
+    # the loop and its random baseline, queued behind it, both end
+    page.wait_for_function(
+        """() => { const t = document.querySelector('.wb-improve-panel .wb-improve-progress');
+                   return t && (t.textContent.match(/: done/g) || []).length === 2; }""",
+        timeout=300_000,
+    )
+    names = page.evaluate(
+        "() => document.querySelector('.wb-improve-curve .js-plotly-plot')._fullData.map(t => t.name)"
+    )
+    assert names.count("variance") == 2 and names.count("random") == 2  # error against labels and against QM time
+    scan = page.evaluate("() => document.querySelector('.wb-improve-scan .js-plotly-plot')._fullData.map(t => t.name)")
+    assert "before" in scan and "after" in scan and "reference: gfn2-xtb" in scan
+    wait_for_ink(page, ".wb-improve-view")
+    assert "extrema" in panel.locator(".wb-improve-scan-note").inner_text()
+    assert all(not box.inner_text().strip() for box in panel.locator(".wb-error-box").all())
+    page.locator(".wb-app").screenshot(path=str(ARTIFACTS / "workbench-improve.png"))
 
 
 def test_console_has_no_widget_errors(page):

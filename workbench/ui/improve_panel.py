@@ -103,17 +103,23 @@ class ImprovePanel(widgets.VBox):
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="warning", disabled=True)
         self.progress = widgets.FloatProgress(min=0, max=1, layout={"width": "260px"})
         self.progress_text = widgets.HTML()
+        self.progress_text.add_class("wb-improve-progress")
         self.error = widgets.HTML()
         self.error.add_class("wb-error-box")
         self.curve = go.FigureWidget()
         self.scan_figure = go.FigureWidget()
         self.scan_note = widgets.HTML()
+        self.scan_note.add_class("wb-improve-scan-note")
         slider = {"style": COMPACT, "layout": {"width": "330px"}}
         self.chosen_round = widgets.IntSlider(description="Round", min=1, max=1, **slider)
         self.chosen_index = widgets.IntSlider(description="Chosen", min=0, max=0, **slider)
         self.chosen_note = widgets.HTML()
         self.view_box = widgets.Box(layout={"width": "362px", "height": "302px", "border": "1px solid #e4e7eb"})
+        self.view_box.add_class("wb-improve-view")
         self.view = None
+        curve_box, scan_box = widgets.Box([self.curve]), widgets.Box([self.scan_figure])
+        curve_box.add_class("wb-improve-curve")
+        scan_box.add_class("wb-improve-scan")
 
         self.children = [
             widgets.HTML(STYLE),
@@ -123,10 +129,10 @@ class ImprovePanel(widgets.VBox):
             row([self.per_round, self.rounds, self.epochs, self.baseline]),
             row([self.store, self.start_button, self.stop_button, self.progress, self.progress_text]),
             self.error,
-            widgets.Box([self.curve]),
+            curve_box,
             widgets.HBox(
                 [
-                    widgets.VBox([widgets.Box([self.scan_figure]), self.scan_note]),
+                    widgets.VBox([scan_box, self.scan_note]),
                     widgets.VBox(
                         [
                             section("Chosen configurations"),
