@@ -14,7 +14,7 @@ import pytest
 import workbench as wb
 from workbench.active import Pool, ScanGeometries
 from workbench.active.loop import _keys
-from workbench.active.selection import disagreement, diverse_batch, select, variance_batch
+from workbench.active.selection import disagreement, diverse_batch, select
 from workbench.qm import LabelStore, Level
 
 XTB = "gfn2-xtb"
@@ -147,8 +147,10 @@ def test_batches_are_diverse_and_the_criteria_say_what_they_need(model, parts):
     assert batch[0] in (0, 1) and batch[1] in (2, 3)
     # the greedy variance batch never repeats a configuration, and repeats of one count once
     doubled = wb.data.concatenate([pool.select([0, 0, 1, 2, 3]), pool.select(range(4, 20))])
-    chosen = variance_batch(model, doubled, train, 6)
+    chosen, _ = select("variance", [model], doubled, 6, train=train)
     assert len(set(chosen.tolist())) == 6 and not {0, 1} <= set(chosen.tolist())
+    # scores that cannot be measured (no label) are never chosen, and nothing is chosen twice
+    assert diverse_batch(np.array([1.0, np.nan, np.nan, np.nan]), np.eye(4), 3).tolist() == [0]
     # one head and no ensemble: disagreement cannot be measured, and the error says what to do instead
     with pytest.raises(ValueError, match="ensemble"):
         disagreement([model], pool)

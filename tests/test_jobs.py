@@ -93,3 +93,24 @@ def test_a_queue_counts_a_job_started_elsewhere():
     assert behind.state == "waiting"
     gate.set()
     assert behind.wait(10) and behind.result() == "ran"
+
+
+def test_a_listener_that_comes_while_the_end_is_told_is_told_too():
+    late = []
+    job = Job("quick", lambda: 1)
+    # subscribing from inside another listener's "end": the moment a panel following a fast job would subscribe
+    job.add_done_callback(lambda j: j.add_done_callback(lambda jj: late.append(jj.state)))
+    job.start(background=False)
+    assert late == ["done"]
+
+
+def test_a_cancelled_job_stays_cancelled_when_submitted_and_result_says_why():
+    job = Job("never", lambda: 1)
+    job.cancel()
+    assert job.state == "cancelled" and isinstance(job.error, JobCancelled)
+    JobQueue().submit(job)
+    assert job.state == "cancelled"
+    with pytest.raises(JobCancelled):
+        job.result()
+    with pytest.raises(ValueError, match="background"):
+        Job("queued", lambda: 1).begin(background=False, queue=JobQueue())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+import types
 import weakref
 from collections.abc import Callable
 
@@ -70,6 +71,7 @@ class Job:
         self._finished = threading.Event()
         self._thread: threading.Thread | None = None
         self._listeners: list = []
+        self._ending = False  # set with the final state: listeners from then on are told "end" at once
         self._lock = threading.RLock()
 
     def __repr__(self) -> str:
@@ -101,6 +103,16 @@ class Job:
         return pace, (pace * max(total - done, 0) if total else math.nan)
 
     # ----------------------------------------------------------------------------- control
+    def begin(self, background: bool = True, queue: JobQueue | None = None) -> Job:
+        """Start the job now (in a thread when ``background``), or through ``queue`` when one is given (it then
+        waits for the jobs before it); returns it. What every ``wb.train``, ``wb.label`` and ``wb.improve``
+        does with their ``background`` and ``queue`` arguments."""
+        if queue is None:
+            return self.start(background)
+        if not background:
+            raise ValueError("a queued job starts when its turn comes: it needs background=True")
+        return queue.submit(self)
+
     def start(self, background: bool = True) -> Job:
         """Run the work, in a daemon thread when ``background`` (returns at once), else here."""
         with self._lock:
@@ -122,10 +134,11 @@ class Job:
         self._cancel.set()
         with self._lock:
             not_started = self.state in ("queued", "waiting")
-            if not_started:
-                self.state = "cancelled"  # claimed here, so that start() cannot run it any more
+            if not_started:  # claimed here, so that start() cannot run it any more; the error first, for result()
+                self.error = JobCancelled(f"{self.description} was cancelled before it started")
+                self.state = "cancelled"
         if not_started:  # told outside the lock: listeners may take other locks (a queue's)
-            self._end("cancelled", JobCancelled(f"{self.description} was cancelled before it started"))
+            self._end("cancelled", self.error)
         elif not self.finished:
             self.write("stop asked: finishing the unit of work now running")
 
@@ -153,9 +166,9 @@ class Job:
         methods are held weakly, so a panel that is gone stops listening. A listener that raises is logged and
         does not stop the work or the other listeners. Subscribing to a job that has ended calls the listener
         with ``"end"`` at once."""
-        ref = weakref.WeakMethod(listener) if hasattr(listener, "__self__") else listener
+        ref = weakref.WeakMethod(listener) if isinstance(listener, types.MethodType) else listener
         with self._lock:
-            ended = self._finished.is_set()
+            ended = self._ending
             if not ended:
                 self._listeners.append(ref)
         if ended:
@@ -175,6 +188,9 @@ class Job:
     def _emit(self, event: str) -> None:
         with self._lock:
             refs = list(self._listeners)
+        self._tell(refs, event)
+
+    def _tell(self, refs: list, event: str) -> None:
         for ref in refs:
             fn = ref() if isinstance(ref, weakref.WeakMethod) else ref
             if fn is not None:
@@ -213,7 +229,8 @@ class Job:
         self._end(state, error)
 
     def _end(self, state: str, error: BaseException | None) -> None:
-        self.state, self.error = state, error
+        with self._lock:  # the error before the state, so that result() never sees one without the other
+            self.error, self.state = error, state
         if state == "done":
             self.write(self._summary())
         elif state == "cancelled":
@@ -221,11 +238,12 @@ class Job:
             self.write(f"cancelled after {self.wall_time_s:.1f} s{kept}")
         else:
             self.write(f"failed: {type(error).__name__}: {error}")
+        with self._lock:  # from here a new listener is told at once, so none falls between the two
+            self._ending = True
+            refs, self._listeners = self._listeners, []
         try:
-            self._emit("end")
+            self._tell(refs, "end")
         finally:
-            with self._lock:
-                self._listeners = []
             self._finished.set()
 
 
@@ -248,10 +266,12 @@ class JobQueue:
             self.jobs.append(job)
             busy = any(j.state == "running" or j.state == "waiting" for j in self.jobs if j is not job)
             job.add_done_callback(self._next)
-            if job.state != "queued":
-                return job
+            with job._lock:  # a cancel from another thread must not be overwritten
+                if job.state != "queued":
+                    return job
+                if busy:
+                    job.state = "waiting"
             if busy:
-                job.state = "waiting"
                 job.write("waiting for the jobs before it")
                 return job
         return job.start()
@@ -265,3 +285,14 @@ class JobQueue:
             if waiting is None:
                 return
             waiting.start()
+
+
+def callback_list(callbacks) -> list:
+    """The callbacks a user passed (None, one function, or several) as a list, each checked to be callable."""
+    if callbacks is None:
+        return []
+    items = [callbacks] if callable(callbacks) else list(callbacks)
+    for c in items:
+        if not callable(c):
+            raise TypeError(f"a callback must be a function of one record, got {c!r}")
+    return items

@@ -36,7 +36,7 @@ from ..analysis.smoothness import smoothness
 from ..data.dataset import Dataset
 from ..data.fidelity import canonical_name
 from ..data.merge import merge
-from ..jobs import Job, JobCancelled, JobQueue
+from ..jobs import Job, JobCancelled, JobQueue, callback_list
 from ..qm.labeling_job import label
 from ..qm.store import configuration_keys
 from ..training.continuation import continue_training
@@ -79,7 +79,9 @@ def _geometries(ds: Dataset) -> Dataset:
 
 
 class ImproveJob(Job):
-    """Rounds of choose, label, train, evaluate, as one job (:class:`workbench.jobs.Job`).
+    """Rounds of choose, label, train, evaluate, as one job (:class:`workbench.jobs.Job`). A stop or a failure
+    keeps the last finished round's :class:`ImproveResult` as :attr:`partial` (the labels of the round cut short
+    are in the store).
 
     ``rounds`` is the record so far (a DataFrame, one row per round, round 0 before any label): ``labels``
     (bought this round), ``labels_total``, ``computed`` (of this round's labels, those computed now rather
@@ -102,6 +104,7 @@ class ImproveJob(Job):
         self.phase: str | None = None
         self._callbacks = list(callbacks)
         self._inner: Job | None = None
+        self._resumed = 0
 
     def __repr__(self) -> str:
         return f"<ImproveJob at {self.level}: {self.state}, {max(len(self.records) - 1, 0)} rounds>"
@@ -113,7 +116,8 @@ class ImproveJob(Job):
     def progress(self) -> dict:
         done = max(len(self.records) - 1, 0)
         total = self.settings["rounds"]
-        pace, eta = self._pace(done, total, self.started_at)
+        here = done - self._resumed  # the pace of the rounds run by this job, not those found in a workdir
+        pace, eta = self._pace(here, total - self._resumed, self.started_at)
         return {"stage": self.phase, "done": done, "total": total, "unit": "round", "seconds_per_unit": pace,
                 "eta_s": eta}  # fmt: skip
 
@@ -142,6 +146,7 @@ class ImproveJob(Job):
         s = self.settings
         workdir = Path(s["workdir"]) if s["workdir"] else None
         first = self._resume(workdir) if workdir is not None else 1
+        self._resumed = first - 1
         if not self.records:
             self._phase("evaluating the starting model")
             self._record(0, labels=0, computed=0, qm_s=0.0, train_s=0.0, n_candidates=0)
@@ -149,8 +154,8 @@ class ImproveJob(Job):
         for r in range(first, s["rounds"] + 1):
             try:
                 self._round(r)
-            except JobCancelled:
-                self.partial = self._so_far()
+            except BaseException:  # cancelled or failed: the last finished round is what is kept
+                self.partial = self._so_far() if len(self.records) > 1 else None
                 raise
             self._save(workdir)
         return self._so_far()
@@ -160,7 +165,10 @@ class ImproveJob(Job):
             raise JobCancelled(f"improve was cancelled after {len(self.records) - 1} rounds")
 
     def _round(self, r: int) -> None:
+        """One round; the job's models, data and record change together at its end, so that a stop in the
+        middle leaves the last finished round whole."""
         s = self.settings
+        self._check()
         self._phase(f"round {r}: candidates")
         candidates = self.source(self.models[0], r)
         pool = candidates.select(np.flatnonzero(~self._labelled(candidates)))
@@ -185,28 +193,31 @@ class ImproveJob(Job):
             self._phase(f"round {r}: labelling {len(picked)} at {self.level}")
             job = label(
                 _geometries(picked), self.level, store=s["store"], properties=s["properties"],
-                workers=s["workers"], client=s["client"], progress=False, background=False,
+                workers=s["workers"], client=s["client"], progress=False, background=True,
             )  # fmt: skip
-            self._inner = job
+            self._inner = job  # so that a cancel reaches the calculations
             try:
+                if self.cancelled:
+                    job.cancel()
                 new = job.result()
             finally:
                 self._inner = None
             qm_s, computed = (job.wall_time_s if job.n_computed else 0.0), job.n_computed
             if job.n_failed:
                 self.write(f"round {r}: {job.n_failed} calculations failed; those configurations stay unlabelled")
-        self.dataset = merge([self.dataset, new])
-        self.chosen.append(new)
+        dataset = merge([self.dataset, new])
         self._check()
         self._phase(f"round {r}: training")
         start = time.perf_counter()
         ctx = RunContext(cancel=self._cancel)
-        self.models = [
-            continue_training(m, self.dataset, s["validation"], max_epochs=s["max_epochs"], ctx=ctx,
+        models = [
+            continue_training(m, dataset, s["validation"], max_epochs=s["max_epochs"], ctx=ctx,
                               stage=f"improve round {r}")
             for m in self.models
         ]  # fmt: skip
         train_s = time.perf_counter() - start
+        self.models, self.dataset = models, dataset
+        self.chosen.append(new)
         self._phase(f"round {r}: evaluating")
         self._record(r, labels=len(new), computed=computed, qm_s=qm_s, train_s=train_s, n_candidates=len(pool))
 
@@ -345,7 +356,8 @@ def improve(
     n_per_round, rounds
         Labels bought per round, and how many rounds.
     store
-        The label store (a folder), as for :func:`workbench.label`: a label is never computed twice.
+        The label store (a folder), as for :func:`workbench.label`: a label is never computed twice. Default:
+        ``workdir / "labels"`` with a ``workdir``, else in memory.
     reveal
         Take the labels at ``level`` that the candidates carry instead of computing them (a pool with known
         answers: benchmarks and lessons).
@@ -391,17 +403,12 @@ def improve(
                 f"the model has no head for {level!r} (it has {m.fidelities}), so labels at that level "
                 "cannot teach it; choose one of its levels"
             )
-    if queue is not None and not background:
-        raise ValueError("a queued job starts when its turn comes: it needs background=True")
-    if callbacks is None:
-        callbacks = []
-    elif callable(callbacks):
-        callbacks = [callbacks]
+    callbacks = callback_list(callbacks)
     settings = {
         "criterion": criterion,
         "n_per_round": int(n_per_round),
         "rounds": int(rounds),
-        "store": store,
+        "store": store if store is not None or workdir is None else Path(workdir) / "labels",
         "reveal": bool(reveal),
         "properties": tuple(properties),
         "test": test,
@@ -416,4 +423,4 @@ def improve(
         "n_start": len(dataset),
     }
     job = ImproveJob(models, dataset, as_source(candidates), level, settings, callbacks)
-    return queue.submit(job) if queue is not None else job.start(background)
+    return job.begin(background, queue)

@@ -109,8 +109,9 @@ def _inverse_information(train_features: np.ndarray, ridge: float) -> np.ndarray
 
 
 def variance(model, candidates: Dataset, train: Dataset, fidelity: str | None = None, ridge: float = 1e-6):
-    """``(N,)`` predictive variance of each candidate from last-layer gradient features (relative units: the
-    head's energy scale squared is left out, which changes no ranking)."""
+    """``(N,)`` predictive variance of each candidate from last-layer gradient features of the ``fidelity`` head
+    (default: the target), relative to the training configurations (relative units: the head's energy scale
+    squared is left out, which changes no ranking)."""
     g = last_layer_features(model, candidates, fidelity)
     inverse = _inverse_information(last_layer_features(model, train, fidelity), ridge)
     return np.einsum("ij,jk,ik->i", g, inverse, g)
@@ -134,46 +135,51 @@ def errors(model, candidates: Dataset, level: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- batches
 def diverse_batch(scores: np.ndarray, features: np.ndarray, n: int) -> np.ndarray:
-    """``n`` indices of high ``scores`` that are not near-duplicates: greedily the largest score times
+    """Up to ``n`` indices of high ``scores`` that are not near-duplicates: greedily the largest score times
     ``min(1, d / d0)``, where ``d`` is the distance (in ``features``) to the nearest configuration already
-    chosen and ``d0`` the median distance between nearest neighbours among the candidates."""
-    n = min(int(n), len(scores))
-    scores = np.nan_to_num(np.asarray(scores, float), nan=-np.inf)
-    if n == 0:
+    chosen and ``d0`` the median distance between nearest neighbours among the candidates. Candidates without a
+    finite score (no label to measure an error against) are never chosen, so fewer than ``n`` may come back."""
+    from scipy.spatial import cKDTree
+
+    scores = np.asarray(scores, float)
+    finite = np.isfinite(scores)
+    n = min(int(n), int(finite.sum()))
+    if n <= 0:
         return np.zeros(0, np.int64)
     x = np.asarray(features, float)
-    d = np.linalg.norm(x[:, None] - x[None], axis=-1) if len(x) <= 4000 else None
-    if d is None:  # too many for a full distance matrix: no diversity term
-        return np.argsort(-scores, kind="stable")[:n]
-    np.fill_diagonal(d, np.inf)
-    d0 = float(np.median(d.min(axis=1))) if len(x) > 1 else 1.0
-    np.fill_diagonal(d, 0.0)
+    if len(x) > 1:  # nearest-neighbour distances by a k-d tree: no N x N matrix
+        d, _ = cKDTree(x).query(x, k=2)
+        d0 = float(np.median(d[:, 1])) or 1.0
+    else:
+        d0 = 1.0
+    value = np.where(finite, np.maximum(np.nan_to_num(scores), 0.0), -np.inf)
     nearest = np.full(len(x), np.inf)
-    chosen = []
+    chosen: list[int] = []
     for _ in range(n):
-        weight = np.minimum(1.0, nearest / max(d0, 1e-12))
-        value = np.where(np.isfinite(scores), np.maximum(scores, 0.0) * weight, -np.inf)
-        value[chosen] = -np.inf
-        best = int(np.argmax(value))
+        weighted = np.where(np.isfinite(value), value * np.minimum(1.0, nearest / d0), -np.inf)
+        best = int(np.argmax(weighted))
         chosen.append(best)
-        nearest = np.minimum(nearest, d[best])
+        value[best] = -np.inf  # taken
+        nearest = np.minimum(nearest, np.linalg.norm(x - x[best], axis=1))
     return np.array(chosen, np.int64)
 
 
-def variance_batch(model, candidates: Dataset, train: Dataset, n: int, ridge: float = 1e-6) -> np.ndarray:
-    """``n`` candidates of largest predictive variance, chosen one at a time, each added to the training
-    features before the next is scored (the greedy batch of optimal experimental design)."""
-    g = last_layer_features(model, candidates)
-    inverse = _inverse_information(last_layer_features(model, train), ridge)
-    chosen = []
-    for _ in range(min(int(n), len(candidates))):
-        var = np.einsum("ij,jk,ik->i", g, inverse, g)
+def variance_batch(g: np.ndarray, inverse: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` candidates (rows of the last-layer features ``g``) of largest predictive variance, chosen one at a
+    time, each added to the training information (``inverse`` is its inverse) before the next is scored: the
+    greedy batch of optimal experimental design. Returns the indices and every candidate's variance before the
+    first choice."""
+    first = np.einsum("ij,jk,ik->i", g, inverse, g)
+    var = first.copy()
+    chosen: list[int] = []
+    for _ in range(min(int(n), len(g))):
         var[chosen] = -np.inf
         best = int(np.argmax(var))
         chosen.append(best)
         v = inverse @ g[best]
         inverse = inverse - np.outer(v, v) / (1.0 + g[best] @ v)  # Sherman-Morrison: add g g^T
-    return np.array(chosen, np.int64)
+        var = np.einsum("ij,jk,ik->i", g, inverse, g)
+    return np.array(chosen, np.int64), first
 
 
 def select(
@@ -198,8 +204,10 @@ def select(
     if criterion == "variance":
         if train is None:
             raise ValueError("criterion 'variance' needs the training data (the features it is measured against)")
-        scores = variance(model, candidates, train)
-        return variance_batch(model, candidates, train, n), scores
+        head = level if level in model.fidelities else None
+        g = last_layer_features(model, candidates, head)
+        inverse = _inverse_information(last_layer_features(model, train, head), 1e-6)
+        return variance_batch(g, inverse, n)
     if criterion == "error":
         if level is None or level not in candidates.labels:
             raise ValueError(f"criterion 'error' needs candidates with labels at {level!r}")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset, Labels, atom_ranges
-from ..jobs import Job, JobCancelled, JobQueue
+from ..jobs import Job, JobCancelled, JobQueue, callback_list
 from .dask_backend import run_on_dask
 from .label_batch import LabelBatch
 from .label_chunks import compute_chunk, default_chunk_size
@@ -47,26 +47,29 @@ def _per_config(ds: Dataset, column: str, default):
     return [default if pd.isna(v) else int(v) for v in ds.info[column]]
 
 
-def _tqdm_progress(total: int, initial: int, desc: str):
-    """A tqdm bar as a callback of the job's records."""
-    from tqdm.auto import tqdm
+class _TqdmProgress:
+    """A tqdm bar as a callback of the job's records; :meth:`close` ends it early (a cancel, a failure)."""
 
-    bar = tqdm(total=total, initial=initial, desc=desc, unit="label")
+    def __init__(self, total: int, initial: int, desc: str):
+        from tqdm.auto import tqdm
 
-    def update(record: dict) -> None:
-        bar.n = record["done"]
-        bar.refresh()
-        if record["done"] >= record["total"] or record.get("final"):
-            bar.close()
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="label")
 
-    return update
+    def __call__(self, record: dict) -> None:
+        self.bar.n = record["done"]
+        self.bar.refresh()
+        if record["done"] >= record["total"]:
+            self.bar.close()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 class LabelJob(Job):
     """A labeling job (:class:`workbench.jobs.Job`): ``state``, progress counts, ``progress()``, ``result()``,
     ``cancel()``. Individual calculations that fail (no SCF convergence, ...) do not fail the job: they are
-    recorded in the store and listed by :attr:`failures`. When the job is cancelled, :attr:`partial` is the
-    dataset with the labels finished so far (they are in the store as well).
+    recorded in the store and listed by :attr:`failures`. When the job is cancelled or fails, :attr:`partial` is
+    the dataset with the labels finished so far (they are in the store as well).
 
     After each chunk of labels the job calls its callbacks with one record, as a training run does after
     each epoch: ``{"stage": "label", "level", "done", "total", "computed", "failed", "time"}`` (counts of
@@ -155,14 +158,14 @@ class LabelJob(Job):
         }
 
     # ----------------------------------------------------------------------------- work
-    def _notify(self, final: bool = False) -> None:
-        record = {**self.record(), "final": final} if final else self.record()
+    def _notify(self) -> None:
+        record = self.record()
         for callback in self._callbacks:
             callback(record)
         self._emit("progress")
 
     def _execute(self) -> Dataset:
-        store = None
+        store, bar, keys = None, None, None
         try:
             store = LabelStore(self.store_path)
             ds, idx = self.dataset, self.indices
@@ -195,22 +198,28 @@ class LabelJob(Job):
                 else:
                     self._run_dask(store, items, weight)
             if self.cancelled:
-                self.partial = self._collect(store, keys)  # the labels finished so far, in a dataset
                 raise JobCancelled(
                     f"labeling at {self.level.name} was cancelled after {self.n_done}/{self.n_total} labels"
                 )
             return self._collect(store, keys)
+        except BaseException:
+            if store is not None and keys is not None:
+                try:  # the labels finished so far, in a dataset (they are in the store as well)
+                    self.partial = self._collect(store, keys)
+                except Exception:  # a damaged store: the error that stopped the job is the one to see
+                    self.partial = None
+            raise
         finally:
             if store is not None:
                 store.close()
-            if self.n_done < self.n_total:
-                self._notify(final=True)  # a bar left open by a stop is closed
+            if bar is not None:
+                bar.close()  # a bar left open by a stop
 
     def _make_progress(self) -> Callable | None:
         """A tqdm bar when asked for (``progress=True``; None: when standard error is a terminal)."""
         p = self._progress_arg
         if p is True or (p is None and sys.stderr.isatty()):
-            return _tqdm_progress(self.n_total, self.n_done, self.level.name)
+            return _TqdmProgress(self.n_total, self.n_done, self.level.name)
         return None
 
     def _record(self, store: LabelStore, batch: LabelBatch, weight) -> None:
@@ -377,12 +386,7 @@ def label(
     """
     if callable(progress):
         raise TypeError("progress is True, False or None; pass functions of one record as callbacks=")
-    if queue is not None and not background:
-        raise ValueError("a queued job starts when its turn comes: it needs background=True")
-    if callbacks is None:
-        callbacks = []
-    elif callable(callbacks):
-        callbacks = [callbacks]
+    callbacks = callback_list(callbacks)
     level = Level(level, **(settings or {}))
     ds = _as_dataset(dataset)
     properties = tuple(dict.fromkeys(properties))
@@ -406,4 +410,4 @@ def label(
         chunk_size,
         callbacks,
     )
-    return queue.submit(job) if queue is not None else job.start(background=background)
+    return job.begin(background, queue)

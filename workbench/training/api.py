@@ -99,8 +99,6 @@ def train(
         raise ValueError(f"target {target!r} is not among the chosen fidelities {list(fidelities)}")
     if validation is None and len(train) >= 10:
         train, validation = train.split([0.9, 0.1], seed=settings.seed)
-    if queue is not None and not background:
-        raise ValueError("a queued run starts when its turn comes: it needs background=True")
     ckpt = Path(checkpoint) if checkpoint is not None else None
     ctx = RunContext(as_callbacks(callbacks, progress), checkpoint_dir=ckpt, resume=resume, distributed=distributed)
     inputs = RecipeInputs(train, validation, family, fidelities, target, model, settings, ctx)
@@ -113,7 +111,7 @@ def train(
         return out
 
     job = TrainingJob(work, ctx, f"{recipe} {family} -> {target}", recipe)
-    return queue.submit(job) if queue is not None else job.start(background)
+    return job.begin(background, queue)
 
 
 def _settings(settings, options: dict) -> TrainSettings:
