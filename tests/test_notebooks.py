@@ -10,7 +10,12 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-STUDIES = ["multifidelity_reproduction.ipynb", "transfer_and_meta.ipynb", "classroom_pes_smoothness.ipynb"]
+STUDIES = [
+    "multifidelity_reproduction.ipynb",
+    "transfer_and_meta.ipynb",
+    "classroom_pes_smoothness.ipynb",
+    "heal_the_pes.ipynb",
+]
 
 
 def run(name: str, tmp_path: Path, monkeypatch) -> nbformat.NotebookNode:
@@ -74,3 +79,14 @@ def test_classroom_notebook_scans_both_potentials_and_shows_a_mode(tmp_path, mon
         if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
     ]
     assert views  # the animated mode is a live widget
+
+
+@pytest.mark.slow
+@pytest.mark.qm
+def test_heal_the_pes_lesson_runs_three_rounds_and_shows_the_scan_before_and_after(tmp_path, monkeypatch):
+    nb = run("heal_the_pes.ipynb", tmp_path, monkeypatch)
+    out = text(nb)
+    assert "extrema before:" in out and "after:" in out and "with 9 labels" in out  # 3 rounds of 3 in fast mode
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert len(figures) == 3  # the rough scan, before and after, the learning curve

@@ -137,7 +137,7 @@ def test_workbench_tabs_share_one_state(ani_path):
     app = Workbench(dataset=ds, state=state)
     panel = app.panels["Dataset"]
     assert app.state is state and panel.state is state and state.dataset is ds
-    assert app.tabs.titles == ("Dataset", "Training", "Compare", "PES", "Vibrations")
+    assert app.tabs.titles == ("Dataset", "Training", "Compare", "PES", "Vibrations", "Improve")
     # Another panel setting the shared configuration moves the structure browser.
     state.configuration = 3
     assert panel.configuration.value == 3 and "Configuration <b>3</b>" in panel.configuration_info.value

@@ -86,8 +86,9 @@ class ImproveJob(Job):
     ``rounds`` is the record so far (a DataFrame, one row per round, round 0 before any label): ``labels``
     (bought this round), ``labels_total``, ``computed`` (of this round's labels, those computed now rather
     than found in the store or revealed), ``qm_s`` and ``qm_s_total`` (seconds of QM computed, store hits
-    free), ``train_s``, ``n_candidates``, the test errors of the first model at the level (``energy_mae`` eV,
-    ``forces_mae`` eV/Å, when a test set with those labels is given) and, with a scan, ``n_extrema``,
+    free), ``train_s``, ``n_candidates``, the test errors of the first model at the level (``energy_mae``,
+    ``energy_rmse`` and the largest, ``energy_max``, in eV; ``forces_mae`` and ``forces_max`` in eV/Å; when a test
+    set with those labels is given) and, with a scan, ``n_extrema``,
     ``spurious_extrema`` and ``scan_rmse`` (eV, against the scan's reference). Callbacks get each row as it is
     made, as training callbacks get each epoch's.
     """
@@ -246,7 +247,8 @@ class ImproveJob(Job):
         model = self.models[0]
         if test is not None and self.level in test.labels:
             errors = model.evaluate(test, reference=self.level)
-            row.update({k: errors[k] for k in ("energy_mae", "energy_rmse", "forces_mae") if k in errors})
+            keep = ("energy_mae", "energy_rmse", "energy_max", "forces_mae", "forces_max")
+            row.update({k: errors[k] for k in keep if k in errors})
         if s["scan"] is not None:
             result = pes_scan([model], **s["scan"])
             scores = smoothness(result).iloc[0]

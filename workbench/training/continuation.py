@@ -19,6 +19,7 @@ def continue_training(
     *,
     max_epochs: int | None = None,
     lr_factor: float | None = None,
+    properties=None,
     ctx: RunContext | None = None,
     stage: str = "continue",
 ) -> TrainedModel:
@@ -27,9 +28,10 @@ def continue_training(
     The schedule is the one the model's recipe ended with: the training settings it was made with, and for a
     recipe that ended in fine-tuning (the default multi-fidelity recipe, transfer, meta) the fine-tuning
     learning rate (``finetune_lr_factor`` times the rate) and epochs; ``lr_factor`` and ``max_epochs``
-    override them. Every head learns from the labels of its own fidelity that ``train`` has (the properties
-    the model was trained on). Without ``validation``, 10% of ``train`` is held out (seeded). Runs here, in
-    the caller's thread: inside a job, pass the job's context so that a cancel stops it.
+    override them. Every head learns from the labels of its own fidelity that ``train`` has: energies and forces
+    wherever present (forces bought for a model first trained on energies alone are used), or only
+    ``properties`` (e.g. ``("energy",)``) when given. Without ``validation``, 10% of ``train`` is held out
+    (seeded). Runs here, in the caller's thread: inside a job, pass the job's context so that a cancel stops it.
 
     Returns a :class:`TrainedModel` whose history is the old one followed by this stage's epochs.
     """
@@ -43,12 +45,11 @@ def continue_training(
     factor = lr_factor if lr_factor is not None else (options.get("finetune_lr_factor") or 1.0)
     epochs = max_epochs or options.get("finetune_epochs") or settings.max_epochs
     settings = finetune_settings(settings, factor, epochs, None, 1.0, ())
-    wanted = recorded.get("fidelities") or {}
     fidelities = {}
     for name in model.fidelities:
         if name in train.labels:
             have = train.labels[name]
-            props = tuple(wanted.get(name) or ("energy", "forces"))
+            props = tuple(properties or ("energy", "forces"))
             props = tuple(p for p in props if (have.energy_mask if p == "energy" else have.forces_mask).any())
             if props:
                 fidelities[name] = props

@@ -186,7 +186,8 @@ class TrainedModel:
 
     def evaluate(self, ds, fidelity: str | None = None, reference: str | None = None) -> dict:
         """Errors against the labels of ``ds`` at ``reference`` (default: the same fidelity):
-        energy MAE/RMSE in eV per configuration, forces MAE/RMSE in eV/Å per component."""
+        energy MAE/RMSE and the largest error in eV per configuration, forces MAE/RMSE and the largest
+        error in eV/Å per component."""
         name = self._fidelity(fidelity)
         ref = ds.fidelity(reference or name).name
         lab = ds.labels[ref]
@@ -196,10 +197,12 @@ class TrainedModel:
         de = (pred["energy"] - lab.energy)[lab.energy_mask]
         out.update(n_energies=len(de), energy_mae=float(np.abs(de).mean()) if len(de) else np.nan)
         out["energy_rmse"] = float(np.sqrt((de**2).mean())) if len(de) else np.nan
+        out["energy_max"] = float(np.abs(de).max()) if len(de) else np.nan
         if want_forces:
             atoms = np.repeat(lab.forces_mask, ds.n_atoms)
             df = (pred["forces"] - lab.forces)[atoms]
             out.update(forces_mae=float(np.abs(df).mean()), forces_rmse=float(np.sqrt((df**2).mean())))
+            out["forces_max"] = float(np.abs(df).max())
         return out
 
     # ----------------------------------------------------------------------------- files

@@ -1,0 +1,228 @@
+"""Does choosing which configurations to label pay? Two cases of the improve loop (``wb.improve``), several seeds.
+
+**pool**: the built-in ethanol's MP2/cc-pVDZ configurations (energies and forces, 300 chosen by farthest-point
+sampling from GFN2-xTB MD) are split into a test set and a pool whose labels are revealed only when selected. A
+HIP-NN starts from ``--start`` random pool labels; each round buys ``--per-round`` more by a criterion and trains
+further from the current weights. Random selection is the baseline; for each criterion the table gives the errors
+on the test set at every budget and how many labels it needs to reach random's final error (for the force MAE and
+for the largest force error). With ``--criteria disagreement`` an ensemble of ``--committee`` seeds is trained and
+every member continues each round (query by committee).
+
+**heal**: an energy-only model of MP2 (``--heal-energies`` energies) whose C-C-O-H dihedral scan has spurious
+extrema; rounds label scan geometries and MD driven by the model at MP2 (energies and forces, computed here with
+PySCF into a store) until the scan has the reference's number of extrema. Printed per round: labels, extrema
+(reference's), spurious extrema, scan RMSE.
+
+    python benchmarks/active_learning.py pool [--seeds 0 1 2] [--criteria variance disagreement] [--max-labels 100]
+    python benchmarks/active_learning.py heal [--seeds 0 1 2] [--rounds 5] [--per-round 4]
+
+Units: meV/Å for forces, meV for energies. Results go to ``benchmarks/results/active-learning-*.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+RESULTS = Path(__file__).resolve().parent / "results"
+MP2, XTB = "mp2/cc-pvdz", "gfn2-xtb"
+MODEL = dict(n_features=32, n_interactions=2, n_atom_layers=2, n_sensitivities=16, cutoff=5.0)
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    os.environ["OMP_NUM_THREADS"] = str(n)
+
+
+def _only(ds, level: str):
+    for name in [f for f in ds.labels if f != level]:
+        ds = ds.drop_fidelity(name)
+    return ds
+
+
+# ----------------------------------------------------------------------------- pool mode
+def pool_parts(seed: int, n_test: int):
+    """The MP2 configurations of the built-in ethanol, MP2 labels only: a test set and the pool (seeded)."""
+    import workbench as wb
+
+    ds = wb.datasets.builtin("ethanol")
+    lab = ds.labels[MP2]
+    have = np.flatnonzero(lab.energy_mask & lab.forces_mask)
+    mp2 = _only(ds.select(have), MP2)
+    order = np.random.default_rng(1000 + seed).permutation(len(mp2))
+    return mp2.select(order[n_test:]), mp2.select(order[:n_test])
+
+
+def pool_run(job: dict) -> pd.DataFrame:
+    """One criterion, one seed: the record of every round."""
+    _threads(job["threads"])
+    import workbench as wb
+    from workbench.active import Pool
+
+    seed, criterion = job["seed"], job["criterion"]
+    pool, test = pool_parts(seed, job["n_test"])
+    start = np.random.default_rng(seed).permutation(len(pool))[: job["start"]]
+    train = pool.select(start)
+    rest = pool.select(np.setdiff1d(np.arange(len(pool)), start))
+    members = job["committee"] if criterion == "disagreement" else 1
+    models = [
+        wb.train(train, recipe="single", model=MODEL, max_epochs=job["epochs"], seed=seed * 100 + m, lr=5e-3,
+                 background=False, progress=False).result()
+        for m in range(members)
+    ]  # fmt: skip
+    rounds = (job["max_labels"] - job["start"]) // job["per_round"]
+    t0 = time.perf_counter()
+    loop = wb.improve(
+        models if members > 1 else models[0], train, Pool(rest), level=MP2, criterion=criterion,
+        n_per_round=job["per_round"], rounds=rounds, reveal=True, test=test, max_epochs=job["round_epochs"],
+        seed=seed, background=False,
+    )  # fmt: skip
+    if loop.state != "done":
+        raise RuntimeError(f"{criterion} seed {seed}: {loop.state}: {loop.error}")
+    out = loop.rounds.assign(criterion=criterion, seed=seed, labels=lambda r: r["labels_total"] + job["start"])
+    print(f"  {criterion:>12} seed {seed}: {rounds} rounds in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def labels_to_reach(curve: pd.DataFrame, column: str, goal: float) -> float:
+    """The first budget at which the mean curve is at or below ``goal`` (linear between budgets), NaN if never."""
+    x, y = curve.index.to_numpy(float), curve[column].to_numpy(float)
+    for k in range(len(x)):
+        if y[k] <= goal:
+            if k == 0:
+                return x[0]
+            return x[k - 1] + (x[k] - x[k - 1]) * (y[k - 1] - goal) / (y[k - 1] - y[k])
+    return np.nan
+
+
+def pool_report(frame: pd.DataFrame) -> str:
+    lines = []
+    mean = frame.groupby(["criterion", "labels"])[["forces_mae", "forces_max", "energy_mae"]].agg(["mean", "std"])
+    mean = mean * 1000
+    table = pd.DataFrame(index=mean.index)
+    for col in ("forces_mae", "forces_max", "energy_mae"):
+        table[col] = [f"{m:.0f} ± {s:.0f}" for m, s in zip(mean[(col, "mean")], mean[(col, "std")], strict=True)]
+    lines.append("Test errors (mean ± std over seeds): force MAE and largest force error in meV/Å, energy MAE in meV")
+    lines.append(table.unstack("criterion").to_string())
+    random = frame[frame.criterion == "random"].groupby("labels")[["forces_mae", "forces_max"]].mean()
+    final = random.iloc[-1]
+    rows = []
+    for criterion, part in frame.groupby("criterion"):
+        curve = part.groupby("labels")[["forces_mae", "forces_max"]].mean()
+        row = {"criterion": criterion}
+        for col in ("forces_mae", "forces_max"):
+            need = labels_to_reach(curve, col, final[col])
+            row[f"labels to random's final {col}"] = need
+            row[f"share of random's ({col})"] = need / random.index[-1]
+        rows.append(row)
+    goal = f"force MAE {1000 * final['forces_mae']:.0f} meV/Å, largest {1000 * final['forces_max']:.0f} meV/Å"
+    lines.append(f"\nLabels needed to reach random's final error ({random.index[-1]} labels: {goal}):")
+    lines.append(pd.DataFrame(rows).set_index("criterion").round(2).to_string())
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- healing
+def heal_run(job: dict) -> pd.DataFrame:
+    _threads(job["threads"])
+    import workbench as wb
+    from workbench.active import ModelMD, ScanGeometries
+    from workbench.ui.improve_panel import scan_dihedral
+
+    seed = job["seed"]
+    ds = wb.datasets.builtin("ethanol")
+    lab = ds.labels[MP2]
+    have = np.flatnonzero(lab.energy_mask)
+    chosen = np.random.default_rng(seed).permutation(have)[: job["energies"]]
+    train = _only(ds.select(chosen), MP2)
+    train = train.keep_labels(MP2, indices=range(len(train)), properties=("energy",))  # energies only: rough
+    model = wb.train(train, recipe="single", model=MODEL, max_epochs=job["epochs"], seed=seed, lr=5e-3,
+                     background=False, progress=False).result()  # fmt: skip
+    atoms = ds.to_atoms(int(have[0]))
+    dihedral = scan_dihedral(atoms)
+    values = np.arange(-180, 180, 15)
+    scan = {"atoms": atoms, "dihedral": dihedral, "values": values, "reference": MP2}
+    candidates = [
+        ScanGeometries(atoms, "dihedral", dihedral, values),
+        ModelMD(atoms, temperature_K=500.0, n_samples=40, interval=10, equilibration_steps=50, seed=seed),
+    ]
+    t0 = time.perf_counter()
+    loop = wb.improve(
+        model, train, candidates, level=MP2, criterion=job["criterion"], n_per_round=job["per_round"],
+        rounds=job["rounds"], store=job["store"], scan=scan, max_epochs=job["round_epochs"], seed=seed,
+        background=False,
+    )  # fmt: skip
+    if loop.state != "done":
+        raise RuntimeError(f"heal seed {seed}: {loop.state}: {loop.error}")
+    print(f"  heal seed {seed}: {job['rounds']} rounds in {time.perf_counter() - t0:.0f} s", flush=True)
+    return loop.rounds.assign(seed=seed, criterion=job["criterion"])
+
+
+def heal_report(frame: pd.DataFrame) -> str:
+    cols = ["seed", "round", "labels_total", "n_extrema", "spurious_extrema", "scan_rmse", "qm_s_total"]
+    shown = frame[cols].copy()
+    shown["scan_rmse"] = (1000 * shown["scan_rmse"]).round(0)
+    healed = []
+    for seed, part in frame.groupby("seed"):
+        ok = part[part["spurious_extrema"] == 0]
+        healed.append({"seed": seed, "labels to heal": ok["labels_total"].iloc[0] if len(ok) else np.nan})
+    return (
+        "Scan per round (scan RMSE in meV against MP2; extrema of the model's curve)\n"
+        + shown.to_string(index=False)
+        + "\n\nHigh-level labels until no spurious extremum:\n"
+        + pd.DataFrame(healed).to_string(index=False)
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=["pool", "heal"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--criteria", nargs="+", default=["variance", "disagreement"])
+    parser.add_argument("--start", type=int, default=10)
+    parser.add_argument("--per-round", type=int, default=10)
+    parser.add_argument("--max-labels", type=int, default=100)
+    parser.add_argument("--n-test", type=int, default=80)
+    parser.add_argument("--committee", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=300, help="epochs of the starting model")
+    parser.add_argument("--round-epochs", type=int, default=150, help="epochs of each round's training")
+    parser.add_argument("--rounds", type=int, default=5, help="heal: rounds")
+    parser.add_argument("--heal-energies", type=int, default=40, help="heal: MP2 energies of the starting model")
+    parser.add_argument("--heal-criterion", default="variance")
+    parser.add_argument("--store", default=str(RESULTS / "active-learning-labels"), help="heal: the label store")
+    parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one thread each")
+    args = parser.parse_args(argv)
+    RESULTS.mkdir(exist_ok=True)
+    common = {"threads": 1, "epochs": args.epochs, "round_epochs": args.round_epochs}
+    if args.case == "pool":
+        criteria = ["random", *[c for c in args.criteria if c != "random"]]
+        jobs = [
+            {**common, "seed": s, "criterion": c, "start": args.start, "per_round": args.per_round,
+             "max_labels": args.max_labels, "n_test": args.n_test, "committee": args.committee}
+            for s in args.seeds for c in criteria
+        ]  # fmt: skip
+        run, report, name = pool_run, pool_report, "active-learning-pool.csv"
+    else:
+        jobs = [
+            {**common, "seed": s, "criterion": args.heal_criterion, "energies": args.heal_energies,
+             "per_round": args.per_round, "rounds": args.rounds, "store": args.store}
+            for s in args.seeds
+        ]  # fmt: skip
+        run, report, name = heal_run, heal_report, "active-learning-heal.csv"
+    print(f"{args.case}: {len(jobs)} runs, {args.jobs} at a time", flush=True)
+    with ProcessPoolExecutor(args.jobs) as pool:
+        frames = list(pool.map(run, jobs))
+    frame = pd.concat(frames, ignore_index=True)
+    frame.to_csv(RESULTS / name, index=False)
+    print(report(frame))
+
+
+if __name__ == "__main__":
+    main()
