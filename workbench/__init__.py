@@ -24,6 +24,7 @@ _LAZY = {
     "TrainedModel": ("workbench.training", "TrainedModel"),
     "label": ("workbench.qm", "label"),
     "improve": ("workbench.active", "improve"),
+    "active": ("workbench.active", None),
     "analysis": ("workbench.analysis", None),
     "models": ("workbench.models", None),
     "Workbench": ("workbench.ui", "Workbench"),

@@ -19,6 +19,7 @@ from ..analysis.coordinates import coordinate_from
 from ..analysis.pes import frames_for
 from ..data.dataset import Dataset, concatenate
 from ..data.io import load
+from ..harmonic import bond_graph
 from ..qm.sampling import langevin_md
 
 
@@ -67,6 +68,10 @@ class ModelMD:
     """Configurations from Langevin MD (ASE) at ``temperature_K`` driven by the model itself: where the model
     takes the molecule is where it must be right. Each round runs from ``atoms`` with its own seed, keeping
     ``n_samples`` frames ``interval`` steps apart after ``equilibration_steps`` (``timestep_fs`` in fs).
+
+    A rough model can tear the molecule apart; such frames teach nothing about the molecule and, labelled, pull
+    the model toward broken bonds. With ``same_bonds`` (the default) only frames whose bonded graph
+    (:func:`workbench.harmonic.bond_graph`) is the starting geometry's are offered.
     """
 
     atoms: Atoms
@@ -77,6 +82,7 @@ class ModelMD:
     timestep_fs: float = 0.5
     seed: int = 0
     fidelity: str | None = None
+    same_bonds: bool = True
     options: dict = field(default_factory=dict)
 
     def __call__(self, model, round: int) -> Dataset:
@@ -93,6 +99,10 @@ class ModelMD:
             **self.options,
         )
         ds.info["source"] = f"model md {self.temperature_K:g} K, round {round}"
+        if self.same_bonds:
+            start = bond_graph(self.atoms)
+            intact = [i for i in range(len(ds)) if np.array_equal(bond_graph(ds.to_atoms(i)), start)]
+            ds = ds.select(intact)
         return ds
 
 

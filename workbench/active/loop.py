@@ -172,7 +172,11 @@ class ImproveJob(Job):
         self._check()
         self._phase(f"round {r}: candidates")
         candidates = self.source(self.models[0], r)
-        pool = candidates.select(np.flatnonzero(~self._labelled(candidates)))
+        usable = ~self._labelled(candidates)
+        if s["reveal"]:  # only those whose answer is known can be revealed
+            lab = candidates.labels.get(self.level)
+            usable &= lab.energy_mask if lab is not None else False
+        pool = candidates.select(np.flatnonzero(usable))
         if len(pool) == 0:
             raise ValueError(
                 f"round {r}: every candidate has labels at {self.level} in the data already; give the loop new ones"

@@ -156,7 +156,9 @@ def diverse_batch(scores: np.ndarray, features: np.ndarray, n: int) -> np.ndarra
     nearest = np.full(len(x), np.inf)
     chosen: list[int] = []
     for _ in range(n):
-        weighted = np.where(np.isfinite(value), value * np.minimum(1.0, nearest / d0), -np.inf)
+        weighted = np.full(len(x), -np.inf)
+        open_ = np.isfinite(value)
+        weighted[open_] = value[open_] * np.minimum(1.0, nearest[open_] / d0)
         best = int(np.argmax(weighted))
         chosen.append(best)
         value[best] = -np.inf  # taken
