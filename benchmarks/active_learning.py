@@ -15,6 +15,7 @@ PySCF into a store) until the scan has the reference's number of extrema. Printe
 
     python benchmarks/active_learning.py pool [--seeds 0 1 2] [--criteria variance disagreement] [--max-labels 100]
     python benchmarks/active_learning.py heal [--seeds 0 1 2] [--rounds 5] [--per-round 4]
+    python benchmarks/active_learning.py why [--seeds 0 1 2]     # how well the criteria rank the pool, its diversity
 
 Units: meV/Å for forces, meV for energies. Results go to ``benchmarks/results/active-learning-*.csv``.
 """
@@ -129,6 +130,44 @@ def pool_report(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+# ----------------------------------------------------------------------------- why
+def diagnose_run(job: dict) -> dict:
+    """How well each criterion's score ranks the pool by the model's true error, and how diverse the pool is."""
+    _threads(job["threads"])
+    from scipy.spatial import cKDTree
+    from scipy.stats import spearmanr
+
+    import workbench as wb
+    from workbench.active.selection import disagreement, errors, variance
+    from workbench.qm.select import descriptors
+
+    seed = job["seed"]
+    pool, _ = pool_parts(seed, job["n_test"])
+    start = np.random.default_rng(seed).permutation(len(pool))[: job["start"]]
+    train = pool.select(start)
+    rest = pool.select(np.setdiff1d(np.arange(len(pool)), start))
+    models = [
+        wb.train(train, recipe="single", model=MODEL, max_epochs=job["epochs"], seed=seed * 100 + m, lr=5e-3,
+                 background=False, progress=False).result()
+        for m in range(job["committee"])
+    ]  # fmt: skip
+    truth = errors(models[0], rest, MP2)  # per configuration: force MAE (eV/Å) against the revealed labels
+    out = {"seed": seed}
+    n = job["per_round"]
+    for name, score in (("variance", variance(models[0], rest, train)), ("disagreement", disagreement(models, rest))):
+        out[f"spearman({name}, error)"] = spearmanr(score, truth).statistic
+        out[f"error of top {n} by {name} (meV/Å)"] = 1000 * truth[np.argsort(-score)[:n]].mean()
+    out[f"error of {n} random (meV/Å)"] = 1000 * truth.mean()
+    # diversity: nearest-neighbour distances of the pool against as many configurations drawn from the MD at random
+    ds = wb.datasets.builtin("ethanol")
+    md = ds.select(np.random.default_rng(seed).choice(len(ds), len(pool), replace=False))
+    for label, part in (("MP2 pool", pool), ("random MD sample", md)):
+        x = descriptors(part, "inverse_distances")
+        d, _ = cKDTree(x).query(x, k=2)
+        out[f"median NN distance, {label} (1/Å)"] = float(np.median(d[:, 1]))
+    return out
+
+
 # ----------------------------------------------------------------------------- healing
 def heal_run(job: dict) -> pd.DataFrame:
     _threads(job["threads"])
@@ -156,7 +195,7 @@ def heal_run(job: dict) -> pd.DataFrame:
     t0 = time.perf_counter()
     loop = wb.improve(
         model, train, candidates, level=MP2, criterion=job["criterion"], n_per_round=job["per_round"],
-        rounds=job["rounds"], store=job["store"], scan=scan, max_epochs=job["round_epochs"], seed=seed,
+        rounds=job["rounds"], store=Path(job["store"]) / f"seed{seed}", scan=scan, max_epochs=job["round_epochs"], seed=seed,
         background=False,
     )  # fmt: skip
     if loop.state != "done":
@@ -166,24 +205,34 @@ def heal_run(job: dict) -> pd.DataFrame:
 
 
 def heal_report(frame: pd.DataFrame) -> str:
-    cols = ["seed", "round", "labels_total", "n_extrema", "spurious_extrema", "scan_rmse", "qm_s_total"]
-    shown = frame[cols].copy()
+    cols = ["seed", "round", "labels_total", "n_extrema", "spurious_extrema", "scan_rmse", "qm_s_total", "chosen_from"]
+    shown = frame[[c for c in cols if c in frame]].copy()
     shown["scan_rmse"] = (1000 * shown["scan_rmse"]).round(0)
+    reference = frame["n_extrema"] - frame["spurious_extrema"]  # the reference's count where none is missing
     healed = []
     for seed, part in frame.groupby("seed"):
-        ok = part[part["spurious_extrema"] == 0]
-        healed.append({"seed": seed, "labels to heal": ok["labels_total"].iloc[0] if len(ok) else np.nan})
+        none = part[part["spurious_extrema"] == 0]
+        same = part[(part["spurious_extrema"] == 0) & (part["n_extrema"] == reference[part.index])]
+        healed.append(
+            {
+                "seed": seed,
+                "labels to no spurious extremum": none["labels_total"].iloc[0] if len(none) else np.nan,
+                "labels to the reference's extrema": same["labels_total"].iloc[0] if len(same) else np.nan,
+                "scan RMSE then (meV)": 1000 * same["scan_rmse"].iloc[0] if len(same) else np.nan,
+                "scan RMSE at the start (meV)": 1000 * part["scan_rmse"].iloc[0],
+            }
+        )
     return (
         "Scan per round (scan RMSE in meV against MP2; extrema of the model's curve)\n"
         + shown.to_string(index=False)
-        + "\n\nHigh-level labels until no spurious extremum:\n"
-        + pd.DataFrame(healed).to_string(index=False)
+        + "\n\nHigh-level labels until healed:\n"
+        + pd.DataFrame(healed).round(0).to_string(index=False)
     )
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("case", choices=["pool", "heal"])
+    parser.add_argument("case", choices=["pool", "heal", "why"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--criteria", nargs="+", default=["variance", "disagreement"])
     parser.add_argument("--start", type=int, default=10)
@@ -196,7 +245,8 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="heal: rounds")
     parser.add_argument("--heal-energies", type=int, default=40, help="heal: MP2 energies of the starting model")
     parser.add_argument("--heal-criterion", default="variance")
-    parser.add_argument("--store", default=str(RESULTS / "active-learning-labels"), help="heal: the label store")
+    parser.add_argument("--store", default=str(RESULTS / "active-learning-labels"),
+                        help="heal: a folder of label stores, one per seed (so that each pays for its own labels)")
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one thread each")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
@@ -209,6 +259,16 @@ def main(argv=None) -> None:
             for s in args.seeds for c in criteria
         ]  # fmt: skip
         run, report, name = pool_run, pool_report, "active-learning-pool.csv"
+    elif args.case == "why":
+        jobs = [
+            {**common, "seed": s, "start": args.start, "per_round": args.per_round, "n_test": args.n_test,
+             "committee": args.committee}
+            for s in args.seeds
+        ]  # fmt: skip
+        run, name = diagnose_run, "active-learning-why.csv"
+
+        def report(frame):
+            return frame.set_index("seed").T.round(3).to_string()
     else:
         jobs = [
             {**common, "seed": s, "criterion": args.heal_criterion, "energies": args.heal_energies,
@@ -219,7 +279,7 @@ def main(argv=None) -> None:
     print(f"{args.case}: {len(jobs)} runs, {args.jobs} at a time", flush=True)
     with ProcessPoolExecutor(args.jobs) as pool:
         frames = list(pool.map(run, jobs))
-    frame = pd.concat(frames, ignore_index=True)
+    frame = pd.concat([f if isinstance(f, pd.DataFrame) else pd.DataFrame([f]) for f in frames], ignore_index=True)
     frame.to_csv(RESULTS / name, index=False)
     print(report(frame))
 

@@ -86,11 +86,11 @@ class ImproveJob(Job):
     ``rounds`` is the record so far (a DataFrame, one row per round, round 0 before any label): ``labels``
     (bought this round), ``labels_total``, ``computed`` (of this round's labels, those computed now rather
     than found in the store or revealed), ``qm_s`` and ``qm_s_total`` (seconds of QM computed, store hits
-    free), ``train_s``, ``n_candidates``, the test errors of the first model at the level (``energy_mae``,
-    ``energy_rmse`` and the largest, ``energy_max``, in eV; ``forces_mae`` and ``forces_max`` in eV/Å; when a test
-    set with those labels is given) and, with a scan, ``n_extrema``,
-    ``spurious_extrema`` and ``scan_rmse`` (eV, against the scan's reference). Callbacks get each row as it is
-    made, as training callbacks get each epoch's.
+    free), ``train_s``, ``n_candidates``, ``chosen_from`` (how many came from each candidate source), the test
+    errors of the first model at the level (``energy_mae``, ``energy_rmse`` and the largest, ``energy_max``, in
+    eV; ``forces_mae`` and ``forces_max`` in eV/Å; when a test set with those labels is given) and, with a scan,
+    ``n_extrema``, ``spurious_extrema`` and ``scan_rmse`` (eV, against the scan's reference). Callbacks get each
+    row as it is made, as training callbacks get each epoch's.
     """
 
     def __init__(self, models, dataset, source, level, settings: dict, callbacks=()):
@@ -150,7 +150,7 @@ class ImproveJob(Job):
         self._resumed = first - 1
         if not self.records:
             self._phase("evaluating the starting model")
-            self._record(0, labels=0, computed=0, qm_s=0.0, train_s=0.0, n_candidates=0)
+            self._record(0, labels=0, computed=0, qm_s=0.0, train_s=0.0, n_candidates=0, chosen_from="")
             self._save(workdir)
         for r in range(first, s["rounds"] + 1):
             try:
@@ -224,7 +224,10 @@ class ImproveJob(Job):
         self.models, self.dataset = models, dataset
         self.chosen.append(new)
         self._phase(f"round {r}: evaluating")
-        self._record(r, labels=len(new), computed=computed, qm_s=qm_s, train_s=train_s, n_candidates=len(pool))
+        sources = picked.info["source"].astype(str).value_counts() if "source" in picked.info else None
+        chosen_from = "" if sources is None else ", ".join(f"{k}: {v}" for k, v in sources.items())
+        self._record(r, labels=len(new), computed=computed, qm_s=qm_s, train_s=train_s, n_candidates=len(pool),
+                     chosen_from=chosen_from)  # fmt: skip
 
     def _labelled(self, candidates: Dataset) -> np.ndarray:
         """``(N,)`` whether the data has each candidate's geometry with an energy at the level already."""
@@ -234,7 +237,9 @@ class ImproveJob(Job):
         have = {k for k, e in zip(_keys(self.dataset), lab.energy_mask, strict=True) if e}
         return np.array([k in have for k in _keys(candidates)], bool)
 
-    def _record(self, r: int, labels: int, computed: int, qm_s: float, train_s: float, n_candidates: int) -> None:
+    def _record(
+        self, r: int, labels: int, computed: int, qm_s: float, train_s: float, n_candidates: int, chosen_from: str
+    ) -> None:
         s = self.settings
         before = self.records[-1] if self.records else {"labels_total": 0, "qm_s_total": 0.0}
         row = {
@@ -246,6 +251,7 @@ class ImproveJob(Job):
             "qm_s_total": before["qm_s_total"] + qm_s,
             "train_s": train_s,
             "n_candidates": n_candidates,
+            "chosen_from": chosen_from,
         }
         test = s["test"]
         model = self.models[0]
