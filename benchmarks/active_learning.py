@@ -195,8 +195,8 @@ def heal_run(job: dict) -> pd.DataFrame:
     t0 = time.perf_counter()
     loop = wb.improve(
         model, train, candidates, level=MP2, criterion=job["criterion"], n_per_round=job["per_round"],
-        rounds=job["rounds"], store=Path(job["store"]) / f"seed{seed}", scan=scan, max_epochs=job["round_epochs"], seed=seed,
-        background=False,
+        rounds=job["rounds"], store=Path(job["store"]) / f"seed{seed}", scan=scan, max_epochs=job["round_epochs"],
+        seed=seed, background=False,
     )  # fmt: skip
     if loop.state != "done":
         raise RuntimeError(f"heal seed {seed}: {loop.state}: {loop.error}")
@@ -245,8 +245,11 @@ def main(argv=None) -> None:
     parser.add_argument("--rounds", type=int, default=5, help="heal: rounds")
     parser.add_argument("--heal-energies", type=int, default=40, help="heal: MP2 energies of the starting model")
     parser.add_argument("--heal-criterion", default="variance")
-    parser.add_argument("--store", default=str(RESULTS / "active-learning-labels"),
-                        help="heal: a folder of label stores, one per seed (so that each pays for its own labels)")
+    parser.add_argument(
+        "--store",
+        default=str(RESULTS / "active-learning-labels"),
+        help="heal: a folder of label stores, one per seed (so that each pays for its own labels)",
+    )
     parser.add_argument("--jobs", type=int, default=2, help="processes side by side, one thread each")
     args = parser.parse_args(argv)
     RESULTS.mkdir(exist_ok=True)
