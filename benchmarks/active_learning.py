@@ -50,16 +50,18 @@ def _only(ds, level: str):
 
 
 # ----------------------------------------------------------------------------- pool mode
-def pool_parts(seed: int, n_test: int):
-    """The MP2 configurations of the built-in ethanol, MP2 labels only: a test set and the pool (seeded)."""
+def pool_parts(seed: int, n_test: int, level: str = MP2):
+    """The configurations of the built-in ethanol with energies and forces at ``level``, its labels only: the pool
+    and a test set (seeded). At MP2: 300 configurations chosen by farthest-point sampling from the MD (a diverse
+    pool); at GFN2-xTB: all 2000 MD frames, one every 10 fs of one 500 K trajectory (a redundant one)."""
     import workbench as wb
 
     ds = wb.datasets.builtin("ethanol")
-    lab = ds.labels[MP2]
+    lab = ds.labels[level]
     have = np.flatnonzero(lab.energy_mask & lab.forces_mask)
-    mp2 = _only(ds.select(have), MP2)
-    order = np.random.default_rng(1000 + seed).permutation(len(mp2))
-    return mp2.select(order[n_test:]), mp2.select(order[:n_test])
+    only = _only(ds.select(have), level)
+    order = np.random.default_rng(1000 + seed).permutation(len(only))
+    return only.select(order[n_test:]), only.select(order[:n_test])
 
 
 def pool_run(job: dict) -> pd.DataFrame:
@@ -68,8 +70,8 @@ def pool_run(job: dict) -> pd.DataFrame:
     import workbench as wb
     from workbench.active import Pool
 
-    seed, criterion = job["seed"], job["criterion"]
-    pool, test = pool_parts(seed, job["n_test"])
+    seed, criterion, level = job["seed"], job["criterion"], job["level"]
+    pool, test = pool_parts(seed, job["n_test"], level)
     start = np.random.default_rng(seed).permutation(len(pool))[: job["start"]]
     train = pool.select(start)
     rest = pool.select(np.setdiff1d(np.arange(len(pool)), start))
@@ -82,7 +84,7 @@ def pool_run(job: dict) -> pd.DataFrame:
     rounds = (job["max_labels"] - job["start"]) // job["per_round"]
     t0 = time.perf_counter()
     loop = wb.improve(
-        models if members > 1 else models[0], train, Pool(rest), level=MP2, criterion=criterion,
+        models if members > 1 else models[0], train, Pool(rest), level=level, criterion=criterion,
         n_per_round=job["per_round"], rounds=rounds, reveal=True, test=test, max_epochs=job["round_epochs"],
         seed=seed, background=False,
     )  # fmt: skip
@@ -239,6 +241,12 @@ def main(argv=None) -> None:
     parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--max-labels", type=int, default=100)
     parser.add_argument("--n-test", type=int, default=80)
+    parser.add_argument(
+        "--pool-level",
+        default=MP2,
+        choices=[MP2, XTB],
+        help="pool: the MP2 configurations (diverse) or every GFN2-xTB MD frame (redundant)",
+    )
     parser.add_argument("--committee", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=300, help="epochs of the starting model")
     parser.add_argument("--round-epochs", type=int, default=150, help="epochs of each round's training")
@@ -258,10 +266,12 @@ def main(argv=None) -> None:
         criteria = ["random", *[c for c in args.criteria if c != "random"]]
         jobs = [
             {**common, "seed": s, "criterion": c, "start": args.start, "per_round": args.per_round,
-             "max_labels": args.max_labels, "n_test": args.n_test, "committee": args.committee}
+             "max_labels": args.max_labels, "n_test": args.n_test, "committee": args.committee,
+             "level": args.pool_level}
             for s in args.seeds for c in criteria
         ]  # fmt: skip
-        run, report, name = pool_run, pool_report, "active-learning-pool.csv"
+        tag = "" if args.pool_level == MP2 else "-" + args.pool_level.replace("/", "-")
+        run, report, name = pool_run, pool_report, f"active-learning-pool{tag}.csv"
     elif args.case == "why":
         jobs = [
             {**common, "seed": s, "start": args.start, "per_round": args.per_round, "n_test": args.n_test,
