@@ -155,3 +155,11 @@ def test_batches_are_diverse_and_the_criteria_say_what_they_need(model, parts):
     with pytest.raises(ValueError, match="ensemble"):
         disagreement([model], pool)
     assert np.allclose(disagreement([model, model], pool.select(range(5))), 0.0)
+
+
+def test_md_that_breaks_every_bond_says_so(model, parts):
+    train, _, _ = parts
+    atoms = train.to_atoms(0)
+    hot = wb.active.ModelMD(atoms, temperature_K=20000.0, n_samples=5, interval=50, equilibration_steps=200)
+    with pytest.raises(ValueError, match="broke the molecule"):
+        hot(model, 1)

@@ -102,6 +102,12 @@ class ModelMD:
         if self.same_bonds:
             start = bond_graph(self.atoms)
             intact = [i for i in range(len(ds)) if np.array_equal(bond_graph(ds.to_atoms(i)), start)]
+            if not intact:
+                raise ValueError(
+                    f"MD driven by the model at {self.temperature_K:g} K broke the molecule's bonds in all "
+                    f"{len(ds)} frames: the model is too rough to drive MD yet; train it longer, lower the "
+                    "temperature, or take candidates from a pool or a scan first"
+                )
             ds = ds.select(intact)
         return ds
 

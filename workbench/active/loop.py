@@ -66,6 +66,8 @@ class ImproveResult:
 
 
 def _keys(ds: Dataset) -> list[str]:
+    if len(ds) == 0:
+        return []
     zeros = [0] * len(ds)
     return configuration_keys(ds.numbers, ds.positions, ds.ptr[:-1], ds.ptr[1:], zeros, [None] * len(ds))
 
@@ -172,6 +174,8 @@ class ImproveJob(Job):
         self._check()
         self._phase(f"round {r}: candidates")
         candidates = self.source(self.models[0], r)
+        if len(candidates) == 0:
+            raise ValueError(f"round {r}: the candidate source gave no configurations")
         usable = ~self._labelled(candidates)
         if s["reveal"]:  # only those whose answer is known can be revealed
             lab = candidates.labels.get(self.level)

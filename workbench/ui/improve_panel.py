@@ -118,6 +118,8 @@ class ImprovePanel(widgets.VBox):
         self.view_box.add_class("wb-improve-view")
         self.view = None
         curve_box, scan_box = widgets.Box([self.curve]), widgets.Box([self.scan_figure])
+        scan_box.layout.display = "none"  # until a loop has a scan to show
+        self._scan_box = scan_box
         curve_box.add_class("wb-improve-curve")
         scan_box.add_class("wb-improve-scan")
 
@@ -300,6 +302,7 @@ class ImprovePanel(widgets.VBox):
         scanned = analysis.scan({"before": before, "after": after}, **scan)
         self.scans[result.model] = scanned
         replace_figure(self.scan_figure, scan_figure(scanned).update_layout(width=700, title="Scan before and after"))
+        self._scan_box.layout.display = None
         scores = analysis.smoothness(scanned)
         parts = [
             f"{m}: {scores.loc[m, 'n_extrema']:.0f} extrema (reference {scores.loc[m, 'n_extrema_reference']:.0f}), "
