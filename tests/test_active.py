@@ -163,3 +163,14 @@ def test_md_that_breaks_every_bond_says_so(model, parts):
     hot = wb.active.ModelMD(atoms, temperature_K=20000.0, n_samples=5, interval=50, equilibration_steps=200)
     with pytest.raises(ValueError, match="broke the molecule"):
         hot(model, 1)
+
+
+def test_sources_together_go_on_without_the_one_that_has_nothing(model, parts):
+    train, _, _ = parts
+    atoms = train.to_atoms(0)
+    hot = wb.active.ModelMD(atoms, temperature_K=20000.0, n_samples=5, interval=50, equilibration_steps=200)
+    scan = ScanGeometries(atoms, "dihedral", (0, 1, 2, 3), np.arange(0, 360, 60))
+    together = wb.active.candidates.as_source([scan, hot])
+    assert len(together(model, 1)) == 6  # the scan's geometries; the broken MD left out
+    with pytest.raises(ValueError, match="broke the molecule"):
+        wb.active.candidates.as_source([hot])(model, 1)

@@ -114,15 +114,33 @@ class ModelMD:
 
 def as_source(candidates):
     """A candidate source from what a user passes: a source, a Dataset or a file (a :class:`Pool`), or a list
-    of sources whose candidates are put together."""
+    of sources whose candidates are put together (a source with none in a round is left out that round)."""
     if isinstance(candidates, (Dataset, str, Path)):
         return Pool(candidates)
     if isinstance(candidates, (list, tuple)):
         sources = [as_source(c) for c in candidates]
-        return lambda model, round: concatenate([s(model, round) for s in sources])
+        return lambda model, round: _together(sources, model, round)
     if callable(candidates):
         return candidates
     raise TypeError(
         f"candidates: a Dataset, a file, Pool(...), ScanGeometries(...), ModelMD(...) or a function of "
         f"(model, round); got {type(candidates).__name__}"
     )
+
+
+def _together(sources: list, model, round: int) -> Dataset:
+    """The candidates of several sources in one dataset. A source that has none this round (model MD that broke
+    the molecule every time) is left out while the others have some; when none has any, the first one's reason
+    is raised."""
+    parts, reasons = [], []
+    for source in sources:
+        try:
+            part = source(model, round)
+        except ValueError as reason:
+            reasons.append(reason)
+            continue
+        if len(part):
+            parts.append(part)
+    if not parts:
+        raise reasons[0] if reasons else ValueError(f"round {round}: no source gave a candidate")
+    return concatenate(parts)
