@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 from .. import analysis
 from ..active import CRITERIA, ModelMD, Pool, ScanGeometries, improve
 from ..analysis.coordinates import bond_graph
+from ..qm import Level
 from ..viz.improve import improvement_figure
 from ..viz.pes import scan_figure
 from ..viz.structure import replace_structure, structure_view
@@ -214,11 +215,13 @@ class ImprovePanel(widgets.VBox):
                 values = np.arange(-180, 180, 30 if fast_mode() else 15)
                 scan = {"atoms": atoms, "dihedral": dihedral, "values": values, "reference": level}
             test = self.state.subset("test")
+            # coupled-cluster gradients cost ~20x the energy (Level warns): the tab buys their energies only
+            properties = ("energy",) if Level(level).method.startswith("ccsd") else ("energy", "forces")
             common = dict(
                 dataset=self.state.subset("train"), candidates=candidates, level=level,
                 n_per_round=self.per_round.value, rounds=self.rounds.value, store=self.store.value.strip() or None,
                 max_epochs=self.epochs.value, test=test if level in test.labels else None, scan=scan,
-                queue=self.state.queue,
+                queue=self.state.queue, properties=properties,
             )  # fmt: skip
             criteria = [self.criterion.value]
             if self.baseline.value and self.criterion.value != "random":
