@@ -174,3 +174,19 @@ def test_sources_together_go_on_without_the_one_that_has_nothing(model, parts):
     assert len(together(model, 1)) == 6  # the scan's geometries; the broken MD left out
     with pytest.raises(ValueError, match="broke the molecule"):
         wb.active.candidates.as_source([hot])(model, 1)
+
+
+def test_training_further_never_leaves_a_model_worse_on_validation_than_it_started(model, parts):
+    from workbench.training import continue_training
+
+    train, _, test = parts
+    # labels shifted by 2 eV a configuration: training on them pulls the energies away from the right ones
+    wrong = train.select(slice(None))
+    wrong.labels[XTB].energy = wrong.labels[XTB].energy + 2.0
+    kept = continue_training(model, wrong, test, max_epochs=5, lr_factor=5.0)
+    before, after = model.predict(test, forces=False), kept.predict(test, forces=False)
+    np.testing.assert_allclose(after["energy"], before["energy"], rtol=0, atol=1e-9)
+    assert kept.settings["continued"][-1]["epochs"] == 5  # it trained, and then kept where it started
+    # on right labels it moves
+    moved = continue_training(model, train, test, max_epochs=5, lr_factor=5.0)
+    assert not np.allclose(moved.predict(test, forces=False)["energy"], before["energy"], atol=1e-6)

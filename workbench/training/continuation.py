@@ -31,7 +31,9 @@ def continue_training(
     override them. Every head learns from the labels of its own fidelity that ``train`` has: energies and forces
     wherever present (forces bought for a model first trained on energies alone are used), or only
     ``properties`` (e.g. ``("energy",)``) when given. Without ``validation``, 10% of ``train`` is held out
-    (seeded). Runs here, in the caller's thread: inside a job, pass the job's context so that a cancel stops it.
+    (seeded). The starting weights compete with every epoch on the validation set (``keep_start``): a stage that
+    does not beat them returns them unchanged. Runs here, in the caller's thread: inside a job, pass the job's
+    context so that a cancel stops it.
 
     Returns a :class:`TrainedModel` whose history is the old one followed by this stage's epochs.
     """
@@ -44,7 +46,8 @@ def continue_training(
     options = recorded.get("recipe_options") or {}
     factor = lr_factor if lr_factor is not None else (options.get("finetune_lr_factor") or 1.0)
     epochs = max_epochs or options.get("finetune_epochs") or settings.max_epochs
-    settings = finetune_settings(settings, factor, epochs, None, 1.0, ())
+    # the weights it starts from compete: a stage that does not beat them on validation leaves them as they were
+    settings = finetune_settings(settings, factor, epochs, None, 1.0, ()).replace(keep_start=True)
     fidelities = {}
     for name in model.fidelities:
         if name in train.labels:

@@ -78,6 +78,10 @@ class TrainSettings:
         Parameter-name prefixes to keep fixed (e.g. ``["blocks.0"]``).
     train_references
         Let the optimizer move the fitted per-element reference energies (default: keep the fit).
+    keep_start
+        The starting weights compete for the best: they are scored on the validation set before the first
+        epoch, and a stage that never beats them ends with them. For training further from trained weights
+        (the improve loop's rounds), where a few new labels can pull a good model away from what it knew.
     """
 
     lr: float = 1e-3
@@ -105,6 +109,7 @@ class TrainSettings:
     layer_lr_decay: float = 1.0
     freeze: list = field(default_factory=list)
     train_references: bool = False
+    keep_start: bool = False
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:

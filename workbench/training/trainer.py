@@ -177,6 +177,8 @@ class Trainer:
         if self.stopped is not None:  # the checkpoint says this stage had finished
             self._finish("resumed finished")
             return self
+        if s.keep_start and not self.records and validation is not None and len(validation):
+            self._score_start(validation)
         start = time.perf_counter() - self.elapsed
         reason = "max_epochs"
         while self.epoch < s.max_epochs:
@@ -218,6 +220,17 @@ class Trainer:
         if reason == "cancelled":
             raise TrainingCancelled(f"training ({self.stage}) cancelled after {self.epoch} epochs")
         return self
+
+    def _score_start(self, validation: TensorData) -> None:
+        """Make the starting weights the best so far, scored like an epoch on the validation set."""
+        val_loss, val_stats = self.evaluate(validation)
+        record = {"val_loss": val_loss, **metrics_from_stats(self.loss.heads, val_stats, "val")}
+        try:
+            self.best_score = self.score(record)
+        except KeyError:  # a monitor of training columns: nothing to score the start with before an epoch
+            return
+        with self._evaluation_weights():
+            self.best_state = _state_clone(self.model)
 
     def _finish(self, reason: str) -> None:
         if self.best_state is not None:
